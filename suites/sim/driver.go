@@ -1,0 +1,315 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"time"
+
+	meshconfig "istio.io/api/mesh/v1alpha1"
+	"istio.io/istio/pkg/config/mesh"
+	istiolog "istio.io/istio/pkg/log"
+
+	"github.com/meshconform/meshconform/suites/check"
+	"github.com/meshconform/meshconform/suites/masquerade/ipmasq"
+)
+
+// Driver observes checks by simulation. It is safe for sequential use.
+type Driver struct {
+	env     check.Env
+	mesh    *meshconfig.MeshConfig
+	base    []Object
+	keep    int
+	mu      sync.Mutex
+	servers []*server // most recently used last
+	builds  int
+}
+
+// Option configures a Driver.
+type Option func(*Driver) error
+
+// WithEnv sets the endpoints and namespace checks are rendered with
+// (default: SimEnv's fixed addresses, set by the caller).
+func WithEnv(e check.Env) Option {
+	return func(d *Driver) error { d.env = e; return nil }
+}
+
+// WithMeshConfig sets the base mesh config; a check's Policy overrides its
+// outboundTrafficPolicy.
+func WithMeshConfig(mc *meshconfig.MeshConfig) Option {
+	return func(d *Driver) error {
+		if mc == nil {
+			return fmt.Errorf("mesh config is nil")
+		}
+		d.mesh = mc
+		return nil
+	}
+}
+
+// WithObjects adds config every check is simulated with (the user's
+// ServiceEntries, Sidecars, ...), on top of the check's own manifests.
+func WithObjects(objs []Object) Option {
+	return func(d *Driver) error { d.base = append(d.base, objs...); return nil }
+}
+
+// WithCachedConfigs keeps up to n generated configs alive for reuse
+// (default 2). Each holds a full istiod push context.
+func WithCachedConfigs(n int) Option {
+	return func(d *Driver) error {
+		if n < 1 {
+			return fmt.Errorf("cached configs must be at least 1, got %d", n)
+		}
+		d.keep = n
+		return nil
+	}
+}
+
+// New returns a simulation driver.
+func New(opts ...Option) (*Driver, error) {
+	quietIstio()
+	d := &Driver{mesh: mesh.DefaultMeshConfig(), keep: 2}
+	for _, o := range opts {
+		if err := o(d); err != nil {
+			return nil, fmt.Errorf("simulation driver: %w", err)
+		}
+	}
+	if d.env.Namespace == "" {
+		return nil, fmt.Errorf("simulation driver: the environment has no namespace: pass WithEnv")
+	}
+	return d, nil
+}
+
+var quietOnce sync.Once
+
+// quietIstio silences istiod's own logging: the driver reports instead.
+func quietIstio() {
+	quietOnce.Do(func() {
+		for _, s := range istiolog.Scopes() {
+			s.SetOutputLevel(istiolog.NoneLevel)
+		}
+	})
+}
+
+// Name implements check.Driver.
+func (d *Driver) Name() string { return "simulation" }
+
+// Builds is how many configs were generated (for benchmarks and tests).
+func (d *Driver) Builds() int { return d.builds }
+
+// Close stops every cached config generator.
+func (d *Driver) Close() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, s := range d.servers {
+		s.close()
+	}
+	d.servers = nil
+}
+
+// IstioVersion names the Istio code the verdicts come from.
+func IstioVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, m := range bi.Deps {
+			if m.Path == "istio.io/istio" {
+				v := m.Version
+				if m.Replace != nil {
+					v = m.Replace.Version
+				}
+				return "1.31 (istio.io/istio " + v + ")"
+			}
+		}
+	}
+	return "1.31"
+}
+
+// Run implements check.Driver.
+func (d *Driver) Run(ctx context.Context, c check.Check) check.Result {
+	res := check.NewResult(c)
+	rc, err := d.env.Resolve(c)
+	if err != nil {
+		res.Status, res.Message = check.Error, err.Error()
+		return res
+	}
+	if rc.Masquerade != nil {
+		d.runMasquerade(rc, &res)
+		res.Judge()
+		return res
+	}
+	mc, err := d.meshFor(rc.Policy)
+	if err != nil {
+		res.Status, res.Message = check.Error, err.Error()
+		return res
+	}
+	state := map[string][]Object{} // manifest name -> objects
+	var order []string
+	for _, step := range rc.Steps {
+		if err := ctx.Err(); err != nil {
+			res.Status, res.Message = check.Skipped, "interrupted: "+err.Error()
+			return res
+		}
+		for _, name := range step.Delete {
+			delete(state, name)
+			order = remove(order, name)
+		}
+		for _, m := range step.Apply {
+			objs, err := ParseYAML(c.Name+"/"+m.Name+".yaml", []byte(m.Text), d.env.Namespace)
+			if err != nil {
+				res.Status, res.Message = check.Error, "manifest: "+err.Error()
+				return res
+			}
+			state[m.Name] = objs
+			order = append(order, m.Name)
+		}
+		objs := append([]Object(nil), d.base...)
+		for _, name := range order {
+			objs = append(objs, state[name]...)
+		}
+		srv, err := d.server(mc, objs)
+		if err != nil {
+			res.Status, res.Message = check.Error, err.Error()
+			return res
+		}
+		for _, e := range step.Expect {
+			res.Observations = append(res.Observations, d.observe(srv, step.Name, e))
+		}
+	}
+	res.Judge()
+	return res
+}
+
+func remove(list []string, name string) []string {
+	out := list[:0]
+	for _, n := range list {
+		if n != name {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// meshFor returns the base mesh config with the check's policy.
+func (d *Driver) meshFor(p check.OutboundPolicy) (*meshconfig.MeshConfig, error) {
+	mc := mesh.DefaultMeshConfig()
+	if d.mesh != nil {
+		mc = protoClone(d.mesh)
+	}
+	switch p {
+	case "":
+	case check.AllowAny:
+		mc.OutboundTrafficPolicy = &meshconfig.MeshConfig_OutboundTrafficPolicy{Mode: meshconfig.MeshConfig_OutboundTrafficPolicy_ALLOW_ANY}
+	case check.RegistryOnly:
+		mc.OutboundTrafficPolicy = &meshconfig.MeshConfig_OutboundTrafficPolicy{Mode: meshconfig.MeshConfig_OutboundTrafficPolicy_REGISTRY_ONLY}
+	default:
+		return nil, fmt.Errorf("unknown outbound traffic policy %q", p)
+	}
+	return mc, nil
+}
+
+// server returns a running config generator for (mesh, objects), reusing
+// a cached one when the inputs are identical.
+func (d *Driver) server(mc *meshconfig.MeshConfig, objs []Object) (*server, error) {
+	key := configKey(mc, objs)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i, s := range d.servers {
+		if s.key == key {
+			d.servers = append(append(d.servers[:i:i], d.servers[i+1:]...), s)
+			return s, nil
+		}
+	}
+	s, err := startServer(key, mc, objs)
+	if err != nil {
+		return nil, err
+	}
+	d.builds++
+	d.servers = append(d.servers, s)
+	for len(d.servers) > d.keep {
+		d.servers[0].close()
+		d.servers = d.servers[1:]
+	}
+	return s, nil
+}
+
+func (d *Driver) observe(srv *server, step string, e check.Expectation) (o check.Observation) {
+	start := time.Now()
+	o = check.Observation{Step: step, Expect: e}
+	defer func() {
+		if p := recover(); p != nil {
+			o.Observed, o.Err = check.Inconclusive, fmt.Sprintf("simulator panicked: %v", p)
+		}
+		o.Elapsed = time.Since(start)
+	}()
+	if e.From.Kind == check.PlainPod {
+		o.Observed = check.Inconclusive
+		o.Err = "traffic from a pod without a sidecar bypasses the mesh: the simulation cannot observe it (use the live tier)"
+		return o
+	}
+	c, err := call(e.From, e.To)
+	if err != nil {
+		o.Observed, o.Err = check.Inconclusive, err.Error()
+		return o
+	}
+	sim := srv.simulation(e.From)
+	r := sim.Run(c)
+	out, trace, why := classify(sim, r)
+	o.Observed = out
+	o.Cluster = r.ClusterMatched
+	proxy := "sidecar " + e.From.String()
+	if e.From.Kind == check.Outside {
+		proxy = "ingress gateway istio-system/istio-ingressgateway"
+	}
+	o.Trace = append([]string{proxy + ": " + describeCall(c)}, trace...)
+	o.Evidence = why
+	if len(e.WantRows) > 0 || e.WantSQLError != 0 {
+		o.PathOnly = true
+		o.Trace = append(o.Trace, "query results are observed by the live tier only; the simulation checks the path")
+	}
+	if out == check.Inconclusive {
+		o.Err = why
+	}
+	return o
+}
+
+// runMasquerade evaluates masquerade expectations with ipmasq.
+func (d *Driver) runMasquerade(c check.Check, res *check.Result) {
+	cfg, err := ipmasq.Parse(c.Masquerade.Config, ipmasq.Options{})
+	if err != nil {
+		res.Status, res.Message = check.Error, err.Error()
+		return
+	}
+	src := "ip-masq-agent defaults (no ConfigMap)"
+	if strings.TrimSpace(c.Masquerade.Config) != "" {
+		src = "ip-masq-agent config " + strings.Join(strings.Fields(c.Masquerade.Config), " ")
+	}
+	for _, step := range c.Steps {
+		for _, e := range step.Expect {
+			o := check.Observation{Step: step.Name, Expect: e}
+			addr, err := netip.ParseAddr(e.To.Address)
+			if err != nil {
+				o.Observed, o.Err = check.Inconclusive, fmt.Sprintf("destination address %q is not an IP: masquerade is decided per destination IP", e.To.Address)
+				res.Observations = append(res.Observations, o)
+				continue
+			}
+			dec := cfg.Evaluate(addr)
+			o.Trace = []string{src, "nat IP-MASQ-AGENT RETURN rules: " + strings.Join(cfg.RuleCIDRs(), ", ")}
+			switch {
+			case dec.Masquerade:
+				o.Observed, o.SeenAs = check.Allowed, check.NodeIP
+				o.Trace = append(o.Trace, fmt.Sprintf("%s matches no RETURN rule → MASQUERADE: SNAT to the node IP", addr))
+				o.Evidence = "the reply goes to the node, which the destination's network routes"
+			case c.Masquerade.ReturnRoute:
+				o.Observed, o.SeenAs = check.Allowed, check.PodIP
+				o.Trace = append(o.Trace, fmt.Sprintf("%s matches RETURN %s → not masqueraded: the pod IP reaches the destination", addr, dec.Rule))
+				o.Evidence = "the destination's network has a route back to the pod CIDR"
+			default:
+				o.Observed, o.SeenAs = check.Unreachable, check.PodIP
+				o.Trace = append(o.Trace, fmt.Sprintf("%s matches RETURN %s → not masqueraded: the pod IP reaches the destination", addr, dec.Rule))
+				o.Evidence = "the destination's network has no route back to the pod CIDR: the reply is lost (the GKE ip-masq-agent failure)"
+			}
+			res.Observations = append(res.Observations, o)
+		}
+	}
+}
