@@ -128,7 +128,7 @@ func RunAll(ctx context.Context, d Driver, checks []Check, o RunOptions) []Resul
 			continue
 		}
 		emit(runOne(ctx, d, c, false))
-		if o.NegativeControls {
+		if o.NegativeControls && c.NegativeControl.Mutate != nil {
 			emit(runOne(ctx, d, c.Negated(), true))
 		}
 	}
