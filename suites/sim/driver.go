@@ -22,10 +22,26 @@ type Driver struct {
 	env     check.Env
 	mesh    *meshconfig.MeshConfig
 	base    []Object
+	baseKey string
 	keep    int
 	mu      sync.Mutex
 	servers []*server // most recently used last
-	builds  int
+	stats   Stats
+}
+
+// Stats are the driver's timings, for benchmarks and -v output.
+type Stats struct {
+	// Builds is how many configs istiod's generator built, BuildTime the
+	// total time spent building them (push context included).
+	Builds    int
+	BuildTime time.Duration
+	// Proxies is how many per-source proxy configs (listeners, clusters,
+	// routes) were generated, ProxyTime the time spent.
+	Proxies   int
+	ProxyTime time.Duration
+	// Calls is how many calls were simulated, CallTime the time spent.
+	Calls    int
+	CallTime time.Duration
 }
 
 // Option configures a Driver.
@@ -79,6 +95,7 @@ func New(opts ...Option) (*Driver, error) {
 	if d.env.Namespace == "" {
 		return nil, fmt.Errorf("simulation driver: the environment has no namespace: pass WithEnv")
 	}
+	d.baseKey = configKey(d.mesh, "", d.base)
 	return d, nil
 }
 
@@ -97,7 +114,14 @@ func quietIstio() {
 func (d *Driver) Name() string { return "simulation" }
 
 // Builds is how many configs were generated (for benchmarks and tests).
-func (d *Driver) Builds() int { return d.builds }
+func (d *Driver) Builds() int { return d.stats.Builds }
+
+// Stats returns the timings so far.
+func (d *Driver) Stats() Stats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stats
+}
 
 // Close stops every cached config generator.
 func (d *Driver) Close() {
@@ -163,11 +187,11 @@ func (d *Driver) Run(ctx context.Context, c check.Check) check.Result {
 			state[m.Name] = objs
 			order = append(order, m.Name)
 		}
-		objs := append([]Object(nil), d.base...)
+		var own []Object
 		for _, name := range order {
-			objs = append(objs, state[name]...)
+			own = append(own, state[name]...)
 		}
-		srv, err := d.server(mc, objs)
+		srv, err := d.server(mc, own)
 		if err != nil {
 			res.Status, res.Message = check.Error, err.Error()
 			return res
@@ -208,10 +232,10 @@ func (d *Driver) meshFor(p check.OutboundPolicy) (*meshconfig.MeshConfig, error)
 	return mc, nil
 }
 
-// server returns a running config generator for (mesh, objects), reusing
-// a cached one when the inputs are identical.
-func (d *Driver) server(mc *meshconfig.MeshConfig, objs []Object) (*server, error) {
-	key := configKey(mc, objs)
+// server returns a running config generator for (mesh, base objects +
+// the check's own), reusing a cached one when the inputs are identical.
+func (d *Driver) server(mc *meshconfig.MeshConfig, own []Object) (*server, error) {
+	key := configKey(mc, d.baseKey, own)
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for i, s := range d.servers {
@@ -220,11 +244,13 @@ func (d *Driver) server(mc *meshconfig.MeshConfig, objs []Object) (*server, erro
 			return s, nil
 		}
 	}
-	s, err := startServer(key, mc, objs)
+	t0 := time.Now()
+	s, err := startServer(key, mc, append(append([]Object(nil), d.base...), own...))
 	if err != nil {
 		return nil, err
 	}
-	d.builds++
+	d.stats.Builds++
+	d.stats.BuildTime += time.Since(t0)
 	d.servers = append(d.servers, s)
 	for len(d.servers) > d.keep {
 		d.servers[0].close()
@@ -252,8 +278,19 @@ func (d *Driver) observe(srv *server, step string, e check.Expectation) (o check
 		o.Observed, o.Err = check.Inconclusive, err.Error()
 		return o
 	}
-	sim := srv.simulation(e.From)
+	t0 := time.Now()
+	sim, built := srv.simulation(e.From)
+	t1 := time.Now()
 	r := sim.Run(c)
+	t2 := time.Now()
+	d.mu.Lock()
+	if built {
+		d.stats.Proxies++
+		d.stats.ProxyTime += t1.Sub(t0)
+	}
+	d.stats.Calls++
+	d.stats.CallTime += t2.Sub(t1)
+	d.mu.Unlock()
 	out, trace, why := classify(sim, r)
 	o.Observed = out
 	o.Cluster = r.ClusterMatched
