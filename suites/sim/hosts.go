@@ -11,7 +11,7 @@ import (
 // (wildcards included) and Kubernetes Service names.
 type Hosts struct {
 	exact     map[string]bool
-	wildcards []string // "*.example.com" stored as ".example.com"
+	wildcards []string          // "*.example.com" stored as ".example.com"
 	services  map[string]string // short name -> namespace
 }
 
