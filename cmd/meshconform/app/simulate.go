@@ -135,7 +135,10 @@ func (o *simulateOptions) run(cmd *cobra.Command, g *globals) error {
 			}
 		},
 	})
-	progress(g, start, "simulated %d checks (%d configs generated)", len(r.Results), d.Builds())
+	st := d.Stats()
+	progress(g, start, "simulated %d checks: %d configs generated in %s, %d proxy configs in %s, %d calls in %s",
+		len(r.Results), st.Builds, st.BuildTime.Round(time.Millisecond), st.Proxies, st.ProxyTime.Round(time.Millisecond),
+		st.Calls, st.CallTime.Round(time.Millisecond))
 	return o.finish(g, r)
 }
 
