@@ -99,11 +99,24 @@ type Result struct {
 	// NegativeControl marks the run of a check's negative control: it
 	// passes when the broken check failed.
 	NegativeControl bool
+	// Want summarises what the check expects, even when nothing could be
+	// observed (errors, skips).
+	Want string
 }
 
 // NewResult starts a result for c.
 func NewResult(c Check) Result {
-	return Result{Name: c.Name, Suite: c.Suite, Description: c.Description, Labels: c.AllLabels()}
+	var want []string
+	for _, s := range c.Steps {
+		for _, e := range s.Expect {
+			w := string(e.Want)
+			if e.WantSourceIP != "" {
+				w += "(" + string(e.WantSourceIP) + ")"
+			}
+			want = append(want, w)
+		}
+	}
+	return Result{Name: c.Name, Suite: c.Suite, Description: c.Description, Labels: c.AllLabels(), Want: strings.Join(want, ",")}
 }
 
 // Judge sets Status and Message from the observations (unless already an
@@ -156,6 +169,9 @@ func (r Result) Trace() string {
 
 // Expected summarises the check's expectations for a table.
 func (r Result) Expected() string {
+	if r.Want != "" {
+		return r.Want
+	}
 	return summarize(r.Observations, func(o Observation) string {
 		s := string(o.Expect.Want)
 		if o.Expect.WantSourceIP != "" {
