@@ -1,0 +1,197 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/meshconform/meshconform/reports"
+	"github.com/meshconform/meshconform/suites"
+	"github.com/meshconform/meshconform/suites/check"
+	"github.com/meshconform/meshconform/suites/e2e"
+)
+
+type runOptions struct {
+	checkFlags
+	name        string
+	nodeImage   string
+	kindConfig  string
+	reuse       bool
+	retain      bool
+	kubeconfig  string
+	kubeContext string
+	istioHub    string
+	istioTag    string
+	ipMasqImage string
+	mysqlImage  string
+	network     string
+	namespace   string
+}
+
+func newRunCmd(g *globals) *cobra.Command {
+	o := &runOptions{}
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the checks with real traffic in a kind cluster with Istio",
+		Long: `run observes the checks with real traffic: it creates a kind cluster (or
+reuses one, or attaches to an existing cluster), builds the agent image and
+loads it into the nodes, starts the fixtures outside the mesh (echo, MySQL,
+greeter) on the kind network, makes their names resolve from pods, installs
+Istio when a selected check needs it, starts the probe pods and runs the
+checks. It writes JUnit and a Markdown summary even when setup fails (one
+synthetic failed case names the phase), and tears everything down in reverse
+order, also on Ctrl-C, unless --retain. The next run sweeps leftovers of
+crashed runs.
+
+A check whose environment is missing (Istio's images cannot be pulled, no
+sidecar) is an error "environment not ready: <reason>", never a pass.
+
+Exit codes: 0 all selected checks passed, 1 a check failed, 2 a check
+errored, setup or teardown failed, the run was interrupted, or bad input.`,
+		Example: `  meshconform run
+  meshconform run --suite masquerade
+  meshconform run --labels suite=registry-only --negative-controls -v
+  meshconform run --reuse --retain --name dev`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return o.execute(cmd.Context(), g) },
+	}
+	o.register(cmd, "reports/junit.xml", "reports/summary.md")
+	f := cmd.Flags()
+	f.StringVar(&o.name, "name", "", "kind cluster name (default meshconform)")
+	f.StringVar(&o.nodeImage, "node-image", "", "kind node image (default $KIND_NODE_IMAGE)")
+	f.StringVar(&o.kindConfig, "kind-config", "", "kind config file (kind.x-k8s.io/v1alpha4)")
+	f.BoolVar(&o.reuse, "reuse", false, "use an existing kind cluster of that name instead of creating one")
+	f.BoolVar(&o.retain, "retain", false, "keep the cluster and fixtures after the run (and after a failure or Ctrl-C)")
+	f.StringVar(&o.kubeconfig, "kubeconfig", "", "run against the existing cluster of this kubeconfig (never created or deleted)")
+	f.StringVar(&o.kubeContext, "context", "", "kubeconfig context of an existing cluster")
+	f.StringVar(&o.istioHub, "istio-hub", "", "Istio image hub (default docker.io/istio)")
+	f.StringVar(&o.istioTag, "istio-tag", "", "Istio image tag (default: the release of the pinned istio module)")
+	f.StringVar(&o.ipMasqImage, "ip-masq-agent-image", "", "ip-masq-agent image (default $IP_MASQ_AGENT_IMAGE, else upstream's)")
+	f.StringVar(&o.mysqlImage, "mysql-image", "", "MySQL/MariaDB image of the database fixture (default $MYSQL_IMAGE, else mysql:8.4)")
+	f.StringVar(&o.network, "network", "", "Docker network of the fixtures: the kind nodes' network (default kind)")
+	f.StringVar(&o.namespace, "namespace", "", "namespace of the probe pods and the checks' manifests (default meshconform)")
+	return cmd
+}
+
+func (o *runOptions) execute(ctx context.Context, g *globals) error {
+	start := time.Now()
+	p := e2e.NewPrinter(g.stderr, start, g.verbose)
+	all := suites.All()
+	if err := check.ValidateList(all); err != nil {
+		return badInput(fmt.Errorf("check definitions: %w", err))
+	}
+	checks, err := o.selectChecks(all)
+	if err != nil {
+		return badInput(err)
+	}
+	rep := reports.Report{Tool: Version, Driver: "live", Started: start}
+	p.Phase(e2e.PhaseChecks, "%d checks selected (suites %s)%s", len(checks), strings.Join(check.Suites(checks), ", "),
+		map[bool]string{true: " with negative controls", false: ""}[o.negativeControls])
+
+	cfg := e2e.Config{
+		ClusterName: o.name, NodeImage: o.nodeImage, KindConfig: o.kindConfig, Reuse: o.reuse, Retain: o.retain,
+		Kubeconfig: o.kubeconfig, Context: o.kubeContext,
+		InstallIstio: e2e.NeedsMesh(checks), IstioHub: o.istioHub, IstioTag: o.istioTag,
+		MasqueradeChecks: e2e.HasMasquerade(checks), IPMasqAgentImage: o.ipMasqImage, MySQLImage: o.mysqlImage,
+		Network: o.network, Namespace: o.namespace, Printer: p,
+	}
+	env, setupErr := e2e.Setup(ctx, cfg)
+	if setupErr != nil {
+		var pe *e2e.PhaseError
+		phase := "setup"
+		if errors.As(setupErr, &pe) {
+			phase = pe.Phase
+		}
+		rep.SetupFailed(phase, setupErr)
+	} else {
+		cstart := time.Now()
+		rep.Results = check.RunAll(ctx, env.Driver, checks, check.RunOptions{
+			NegativeControls: o.negativeControls,
+			OnResult:         func(r check.Result) { printResult(p, r) },
+		})
+		c := check.Counts(rep.Results)
+		p.Phase(e2e.PhaseChecks, "%d passed, %d failed, %d errors, %d skipped in %.1fs",
+			c[check.Passed], c[check.Failed], c[check.Error], c[check.Skipped], time.Since(cstart).Seconds())
+		env.RecordPhase(e2e.PhaseChecks, cstart, fmt.Sprintf("%d checks", len(rep.Results)))
+	}
+	rep.IstioVersion = env.MeshVersion()
+	rep.Properties = env.Properties()
+	interrupted := ctx.Err() != nil
+	if interrupted {
+		rep.Properties["run.interrupted"] = "true"
+	}
+	// Reports first, so they exist even if teardown hangs or is killed.
+	writeErr := o.writeReports(rep)
+
+	tearErr := env.Teardown(ctx)
+	rep.Properties = env.Properties()
+	if interrupted {
+		rep.Properties["run.interrupted"] = "true"
+	}
+	if tearErr != nil {
+		rep.Properties["teardown.error"] = tearErr.Error()
+	}
+	if err := o.writeReports(rep); err != nil {
+		writeErr = err
+	}
+
+	fmt.Fprintln(g.stdout)
+	reports.WriteTable(g.stdout, rep)
+	reports.WriteDetails(g.stdout, rep, g.verbose)
+	fmt.Fprintf(g.stdout, "JUnit: %s, summary: %s (%.1fs)\n", o.junit, o.summary, time.Since(start).Seconds())
+	code := rep.ExitCode()
+	if writeErr != nil {
+		fmt.Fprintf(g.stderr, "meshconform: %v\n", writeErr)
+		code = max(code, ExitBadInput)
+	}
+	if tearErr != nil {
+		fmt.Fprintf(g.stderr, "meshconform: teardown: %v\n", tearErr)
+		code = max(code, ExitBadInput)
+	}
+	if interrupted {
+		// Skipped checks of an interrupted run are not a pass.
+		fmt.Fprintln(g.stderr, "meshconform: interrupted")
+		code = max(code, ExitBadInput)
+	}
+	return exitCode(code)
+}
+
+// writeReports writes the JUnit and summary files ("" skips one).
+func (o *runOptions) writeReports(rep reports.Report) error {
+	if o.junit != "" {
+		if err := reports.WriteJUnit(o.junit, rep); err != nil {
+			return err
+		}
+	}
+	if o.summary != "" {
+		return reports.WriteSummary(o.summary, rep)
+	}
+	return nil
+}
+
+// printResult prints one progress line per check (and its details with -v).
+func printResult(p *e2e.Printer, r check.Result) {
+	name := r.Suite + "/" + r.Name
+	line := fmt.Sprintf("%-7s %s (%.1fs)", strings.ToUpper(string(r.Status)), name, r.Duration.Seconds())
+	if r.Status != check.Passed && r.Message != "" {
+		msg, _, _ := strings.Cut(r.Message, "\n")
+		line += ": " + msg
+	}
+	for _, o := range r.Observations {
+		if o.Converged >= 50*time.Millisecond {
+			line += fmt.Sprintf(" [%s: took effect after %.1fs]", o.Step, o.Converged.Seconds())
+		}
+	}
+	p.Phase(e2e.PhaseChecks, "%s", line)
+	if p.Verbose() {
+		for _, l := range strings.Split(strings.TrimRight(r.Trace(), "\n"), "\n") {
+			if l != "" {
+				p.Printf("%s", l)
+			}
+		}
+	}
+}

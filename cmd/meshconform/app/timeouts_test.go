@@ -1,0 +1,35 @@
+package app
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestTimeoutsRoundTrip(t *testing.T) {
+	var b bytes.Buffer
+	if err := printTimeouts(&b); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "t.yaml")
+	os.WriteFile(p, b.Bytes(), 0o644)
+	got, err := loadTimeouts(p)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, b.String())
+	}
+	if got != defaultTimeoutConfig() {
+		t.Fatalf("round trip changed values:\n%s", b.String())
+	}
+	os.WriteFile(p, []byte("live:\n  converge: 5m\n"), 0o644)
+	got, err = loadTimeouts(p)
+	if err != nil || got.Live.Converge != 5*time.Minute || got.Cluster.Create != 0 {
+		t.Fatalf("partial file: %+v %v", got, err)
+	}
+	os.WriteFile(p, []byte("live:\n  convrge: 5m\n"), 0o644)
+	if _, err := loadTimeouts(p); err == nil || !strings.Contains(err.Error(), "t.yaml:2") {
+		t.Fatalf("unknown key must name the line: %v", err)
+	}
+}

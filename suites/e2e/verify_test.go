@@ -1,0 +1,121 @@
+package e2e
+
+import (
+	"encoding/xml"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/jstemmer/go-junit-report/v2/junit"
+
+	"github.com/meshconform/meshconform/reports"
+	"github.com/meshconform/meshconform/suites/check"
+)
+
+func result(suite, name string, st check.Status, msg string) check.Result {
+	return check.Result{Name: name, Suite: suite, Status: st, Message: msg}
+}
+
+const notReady = "environment not ready: install istio: istiod: pod istio-system/istiod-x container discovery: image docker.io/istio/pilot:1.31.0 cannot be pulled (ErrImagePull)"
+
+func offlineReport() reports.Report {
+	var rs []check.Result
+	for _, s := range Suites[:4] {
+		rs = append(rs, result(s, "A"+strings.ReplaceAll(s, "-", ""), check.Error, notReady))
+	}
+	for _, n := range []string{"OutsideNonMasqSeenAsNode", "InsideNonMasqNoRouteFails", "InsideNonMasqWithRouteSeenAsPod"} {
+		rs = append(rs, result("masquerade", n, check.Passed, ""))
+	}
+	return reports.Report{Tool: "test", Driver: "live", Results: rs, Properties: map[string]string{"fixtures.runID": "mc-1"}}
+}
+
+func roundTrip(t *testing.T, r reports.Report) junit.Testsuites {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "junit.xml")
+	if err := reports.WriteJUnit(path, r); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc junit.Testsuites
+	if err := xml.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	return doc
+}
+
+func TestVerifyOfflineShape(t *testing.T) {
+	if err := VerifyDoc(roundTrip(t, offlineReport()), ExpectOffline); err != nil {
+		t.Fatalf("the expected shape is rejected:\n%v", err)
+	}
+	if p := Property(roundTrip(t, offlineReport()), "fixtures.runID"); p != "mc-1" {
+		t.Errorf("property %q", p)
+	}
+	for name, mutate := range map[string]func(*reports.Report){
+		"a masquerade check failed": func(r *reports.Report) { r.Results[5].Status, r.Results[5].Message = check.Failed, "x" },
+		"a mesh check passed":       func(r *reports.Report) { r.Results[0].Status, r.Results[0].Message = check.Passed, "" },
+		"a mesh check failed":       func(r *reports.Report) { r.Results[1].Status = check.Failed },
+		"reason without image": func(r *reports.Report) {
+			r.Results[2].Message = "environment not ready: istiod not rolled out"
+		},
+		"a suite missing":   func(r *reports.Report) { r.Results = r.Results[1:] },
+		"setup failed":      func(r *reports.Report) { r.SetupFailed("cluster", os.ErrNotExist) },
+		"masquerade short":  func(r *reports.Report) { r.Results = r.Results[:5] },
+		"masquerade errors": func(r *reports.Report) { r.Results[6].Status, r.Results[6].Message = check.Error, notReady },
+	} {
+		r := offlineReport()
+		mutate(&r)
+		if err := VerifyDoc(roundTrip(t, r), ExpectOffline); err == nil {
+			t.Errorf("%s: accepted", name)
+		} else {
+			t.Logf("%s: %v", name, err)
+		}
+	}
+	if err := VerifyDoc(roundTrip(t, offlineReport()), ExpectAllPass); err == nil {
+		t.Error("offline shape accepted as all-pass")
+	}
+}
+
+// TestJUnitFile verifies a real run's report: set MESHCONFORM_JUNIT (and
+// MESHCONFORM_EXPECT, default offline). hack/e2e-verify.sh runs it.
+func TestJUnitFile(t *testing.T) {
+	path := os.Getenv("MESHCONFORM_JUNIT")
+	if path == "" {
+		t.Skip("set MESHCONFORM_JUNIT to a report of `make e2e` to verify it")
+	}
+	mode := os.Getenv("MESHCONFORM_EXPECT")
+	if mode == "" {
+		mode = ExpectOffline
+	}
+	if err := VerifyJUnit(path, mode); err != nil {
+		t.Fatalf("%s does not have the %s shape:\n%v", path, mode, err)
+	}
+}
+
+func TestFrameworkSelect(t *testing.T) {
+	all := []check.Check{
+		{Name: "A", Suite: "masquerade", Labels: map[string]string{"speed": "slow"}},
+		{Name: "B", Suite: "registry-only"},
+		{Name: "C", Suite: "masquerade"},
+	}
+	names := func(cs []check.Check) string {
+		var s []string
+		for _, c := range cs {
+			s = append(s, c.Name)
+		}
+		return strings.Join(s, ",")
+	}
+	if got := names(FrameworkSelect(all, map[string][]string{"suite": {"masquerade"}}, nil, nil, nil)); got != "A,C" {
+		t.Errorf("labels: %s", got)
+	}
+	if got := names(FrameworkSelect(all, nil, map[string][]string{"speed": {"slow"}}, nil, nil)); got != "B,C" {
+		t.Errorf("skip labels: %s", got)
+	}
+	if got := names(FrameworkSelect(all, nil, nil, regexp.MustCompile("^[AB]$"), regexp.MustCompile("B"))); got != "A" {
+		t.Errorf("regexps: %s", got)
+	}
+}

@@ -1,0 +1,84 @@
+package probe
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/meshconform/meshconform/fixtures"
+	"github.com/meshconform/meshconform/fixtures/mysql"
+)
+
+// requireDocker skips without a Docker engine, or fails when CI=true.
+func requireDocker(t *testing.T) {
+	t.Helper()
+	fixtures.DisableReaper()
+	if err := fixtures.DockerAvailable(context.Background()); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true but Docker is unavailable: %v", err)
+		}
+		t.Skipf("Docker is unavailable (%v): run ../shared/testenv/up and eval \"$(../shared/testenv/env)\"", err)
+	}
+	if os.Getenv(mysql.EnvImage) == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true but %s is not set", mysql.EnvImage)
+		}
+		t.Skipf("set %s to a local MySQL/MariaDB image (../shared/testenv exports one)", mysql.EnvImage)
+	}
+}
+
+// TestMySQLAgainstTheFixture runs the probe's MySQL path against the real
+// database fixture as the least-privilege user: rows for the SELECT it
+// may run, error 1142 for what it may not, 1045 for a wrong password.
+func TestMySQLAgainstTheFixture(t *testing.T) {
+	requireDocker(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	runID := fixtures.NewRunID()
+	t.Cleanup(func() {
+		cctx, ccancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer ccancel()
+		if _, err := fixtures.Down(cctx, runID); err != nil {
+			t.Errorf("remove the database: %v", err)
+		}
+	})
+	m, err := mysql.Start(ctx, mysql.WithRunID(runID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := m.Endpoint()
+	port := ep.HostPorts[mysql.PortName]
+	b := m.Bookinfo()
+	q := Request{Protocol: MySQL, Host: fixtures.MySQLHost, Address: ep.HostAddress, Port: port, MySQLUser: b.User, MySQLPassword: b.Password, Timeout: 5 * time.Second}
+
+	sel := q
+	sel.Query = "SELECT ReviewID, Rating FROM test.ratings ORDER BY ReviewID"
+	r := run(t, sel)
+	want(t, r, Allowed, KindAnswered)
+	if len(r.Rows) != 2 || r.Rows[0] != "1,5" || r.Rows[1] != "2,4" {
+		t.Errorf("rows %v, want [1,5 2,4]", r.Rows)
+	}
+
+	upd := q
+	upd.Query = "UPDATE test.ratings SET Rating = 1 WHERE ReviewID = 1"
+	r = run(t, upd)
+	want(t, r, Allowed, KindAnswered)
+	if r.SQLError != mysql.ErrTableAccessDenied {
+		t.Errorf("UPDATE as bookinfo: SQL error %d (%s), want %d", r.SQLError, r.SQLMessage, mysql.ErrTableAccessDenied)
+	}
+
+	bad := q
+	bad.MySQLPassword = "wrong-" + strconv.Itoa(port)
+	r = run(t, bad)
+	want(t, r, Allowed, KindAnswered)
+	if r.SQLError != 1045 {
+		t.Errorf("wrong password: SQL error %d, want 1045 (access denied)", r.SQLError)
+	}
+	for _, s := range r.Steps {
+		if contains([]string{s}, b.Password) {
+			t.Fatal("password in the trace")
+		}
+	}
+}
