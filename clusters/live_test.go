@@ -476,6 +476,9 @@ func TestLiveSweep(t *testing.T) {
 		t.Fatal(err)
 	}
 	cl, err := Setup(ctx, WithName(ours), WithStateDir(state), WithLogger(testLogger()))
+	if cl != nil {
+		t.Cleanup(func() { cl.Teardown(context.Background()) })
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -66,8 +66,13 @@ type Config struct {
 	Network string
 	// Namespace of the probe pods (default live.DefaultNamespace).
 	Namespace string
-	// LiveTimeouts bound the live driver.
-	LiveTimeouts live.Timeouts
+	// LiveTimeouts bound the live driver; ClusterTimeouts, IstioTimeouts
+	// and FixtureTimeouts the setup phases (zero fields: defaults). The
+	// CLI fills all four from one --timeouts file.
+	LiveTimeouts    live.Timeouts
+	ClusterTimeouts clusters.Timeouts
+	IstioTimeouts   istio.Timeouts
+	FixtureTimeouts fixtures.Timeouts
 	// Printer receives progress (required).
 	Printer *Printer
 }
@@ -212,7 +217,7 @@ func (e *Env) setup(ctx context.Context) error {
 			what = "existing cluster " + orNone(cfg.Context, "(current context)")
 		}
 		p.Phase(PhaseCluster, "setting up %s (node image %s)", what, orNone(cfg.NodeImage, "kind's default"))
-		opts := []clusters.Option{clusters.WithLogger(log), clusters.WithRetain(cfg.Retain)}
+		opts := []clusters.Option{clusters.WithLogger(log), clusters.WithRetain(cfg.Retain), clusters.WithTimeouts(cfg.ClusterTimeouts)}
 		if cfg.ClusterName != "" {
 			opts = append(opts, clusters.WithName(cfg.ClusterName))
 		}
@@ -267,7 +272,8 @@ func (e *Env) setup(ctx context.Context) error {
 		}
 		e.marker = m
 		p.Phase(PhaseFixtures, "starting echo, mysql and greeter (run %s, network %s)", runID, cfg.Network)
-		opts := []set.Option{set.WithRunID(runID), set.WithNetwork(cfg.Network), set.WithAgentImage(ref), set.WithLogger(p)}
+		opts := []set.Option{set.WithRunID(runID), set.WithNetwork(cfg.Network), set.WithAgentImage(ref), set.WithLogger(p),
+			set.WithTimeouts(cfg.FixtureTimeouts)}
 		if cfg.MySQLImage != "" {
 			opts = append(opts, set.WithMySQLImage(cfg.MySQLImage))
 		}
@@ -337,7 +343,7 @@ func (e *Env) setup(ctx context.Context) error {
 		e.Mesh, e.MeshErr = istio.Attach(ctx, cl)
 		p.Phase(PhaseIstio, "attached to the cluster's Istio %s (err: %v)", e.meshVersion(), e.MeshErr)
 	default:
-		var opts []istio.Option
+		opts := []istio.Option{istio.WithTimeouts(cfg.IstioTimeouts)}
 		if cfg.IstioHub != "" {
 			opts = append(opts, istio.WithHub(cfg.IstioHub))
 		}

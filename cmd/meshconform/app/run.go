@@ -30,6 +30,8 @@ type runOptions struct {
 	mysqlImage  string
 	network     string
 	namespace   string
+	timeouts    string
+	printTOs    bool
 }
 
 func newRunCmd(g *globals) *cobra.Command {
@@ -74,11 +76,20 @@ errored, setup or teardown failed, the run was interrupted, or bad input.`,
 	f.StringVar(&o.mysqlImage, "mysql-image", "", "MySQL/MariaDB image of the database fixture (default $MYSQL_IMAGE, else mysql:8.4)")
 	f.StringVar(&o.network, "network", "", "Docker network of the fixtures: the kind nodes' network (default kind)")
 	f.StringVar(&o.namespace, "namespace", "", "namespace of the probe pods and the checks' manifests (default meshconform)")
+	f.StringVar(&o.timeouts, "timeouts", "", "YAML file overriding any bound of the run (see --print-timeouts)")
+	f.BoolVar(&o.printTOs, "print-timeouts", false, "print every timeout with its default, as a --timeouts file, and exit")
 	return cmd
 }
 
 func (o *runOptions) execute(ctx context.Context, g *globals) error {
 	start := time.Now()
+	if o.printTOs {
+		return printTimeouts(g.stdout)
+	}
+	tos, err := loadTimeouts(o.timeouts)
+	if err != nil {
+		return badInput(err)
+	}
 	p := e2e.NewPrinter(g.stderr, start, g.verbose)
 	all := suites.All()
 	if err := check.ValidateList(all); err != nil {
@@ -98,6 +109,7 @@ func (o *runOptions) execute(ctx context.Context, g *globals) error {
 		InstallIstio: e2e.NeedsMesh(checks), IstioHub: o.istioHub, IstioTag: o.istioTag,
 		MasqueradeChecks: e2e.HasMasquerade(checks), IPMasqAgentImage: o.ipMasqImage, MySQLImage: o.mysqlImage,
 		Network: o.network, Namespace: o.namespace, Printer: p,
+		LiveTimeouts: tos.Live, ClusterTimeouts: tos.Cluster, IstioTimeouts: tos.Istio, FixtureTimeouts: tos.Fixtures,
 	}
 	env, setupErr := e2e.Setup(ctx, cfg)
 	if setupErr != nil {

@@ -242,8 +242,15 @@ func Run(ctx context.Context, q Request) Result {
 	case GRPC, GRPCS:
 		a.grpc(ctx)
 	}
+	// A gRPC dial may still be in flight in its own goroutine: stop
+	// recording before handing the result out.
+	a.mu.Lock()
+	a.done = true
 	r.Elapsed = Duration(time.Since(start))
-	return r
+	out := r
+	out.Steps = append([]string(nil), r.Steps...)
+	a.mu.Unlock()
+	return out
 }
 
 // attempt is one Run in progress.
@@ -252,10 +259,18 @@ type attempt struct {
 	r     *Result
 	start time.Time
 	track tracker
+
+	mu   sync.Mutex // guards r.Steps and r.LocalAddr against dial goroutines
+	done bool
 }
 
 func (a *attempt) step(format string, args ...any) {
-	a.r.Steps = append(a.r.Steps, fmt.Sprintf("[%4dms] ", time.Since(a.start).Milliseconds())+fmt.Sprintf(format, args...))
+	line := fmt.Sprintf("[%4dms] ", time.Since(a.start).Milliseconds()) + fmt.Sprintf(format, args...)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if !a.done {
+		a.r.Steps = append(a.r.Steps, line)
+	}
 }
 
 func (a *attempt) set(o Outcome, kind, detail string) {
@@ -290,7 +305,11 @@ func (a *attempt) dialContext(ctx context.Context, network, addr string) (net.Co
 		a.step("dial %s failed after %dms: %v", addr, time.Since(t0).Milliseconds(), err)
 		return nil, err
 	}
-	a.r.LocalAddr = c.LocalAddr().String()
+	a.mu.Lock()
+	if !a.done {
+		a.r.LocalAddr = c.LocalAddr().String()
+	}
+	a.mu.Unlock()
 	a.step("dial %s ok in %dms (local %s)", addr, time.Since(t0).Milliseconds(), c.LocalAddr())
 	return &trackedConn{Conn: c, t: &a.track}, nil
 }
