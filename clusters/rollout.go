@@ -84,27 +84,25 @@ func WaitPodsReady(ctx context.Context, client kubernetes.Interface, namespace, 
 	return fmt.Errorf("wait for %s: %w", what, err)
 }
 
-// waitDaemonSet waits for a DaemonSet rollout (all desired pods updated
-// and available), reporting pod problems as a *NotReadyError.
-func (c *Cluster) waitDaemonSet(ctx context.Context, namespace, name string) error {
-	what := fmt.Sprintf("daemonset %s/%s", namespace, name)
+// rolloutStatus reads a workload: whether its rollout is complete, a
+// one-line state for messages, and its pod selector.
+type rolloutStatus func(ctx context.Context) (done bool, state string, sel *metav1.LabelSelector, err error)
+
+// waitRollout polls status until the rollout completes, its pods are stuck
+// (reported as a *NotReadyError with the reason) or the timeout expires.
+func (c *Cluster) waitRollout(ctx context.Context, what, namespace string, status rolloutStatus) error {
 	ctxW, cancel := context.WithTimeout(ctx, c.cfg.Timeouts.Rollout)
 	defer cancel()
 	tr := &podstatus.Tracker{Grace: c.cfg.Timeouts.ImagePullGrace}
 	var stuck []podstatus.Problem
 	var state string
 	err := wait.PollUntilContextCancel(ctxW, c.cfg.Timeouts.Poll, true, func(ctx context.Context) (bool, error) {
-		ds, err := c.client.AppsV1().DaemonSets(namespace).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, err
+		done, st, selector, err := status(ctx)
+		state = st
+		if err != nil || done {
+			return done, err
 		}
-		st := ds.Status
-		state = fmt.Sprintf("%d desired, %d updated, %d available", st.DesiredNumberScheduled, st.UpdatedNumberScheduled, st.NumberAvailable)
-		if st.ObservedGeneration >= ds.Generation && st.DesiredNumberScheduled > 0 &&
-			st.UpdatedNumberScheduled == st.DesiredNumberScheduled && st.NumberAvailable == st.DesiredNumberScheduled && st.NumberUnavailable == 0 {
-			return true, nil
-		}
-		sel, err := metav1.LabelSelectorAsSelector(ds.Spec.Selector)
+		sel, err := metav1.LabelSelectorAsSelector(selector)
 		if err != nil {
 			return false, err
 		}
@@ -118,40 +116,40 @@ func (c *Cluster) waitDaemonSet(ctx context.Context, namespace, name string) err
 	return rolloutResult(ctx, what, state, stuck, err, c.cfg.Timeouts.Rollout)
 }
 
+// waitDaemonSet waits for a DaemonSet rollout (all desired pods updated
+// and available), reporting pod problems as a *NotReadyError.
+func (c *Cluster) waitDaemonSet(ctx context.Context, namespace, name string) error {
+	return c.waitRollout(ctx, fmt.Sprintf("daemonset %s/%s", namespace, name), namespace,
+		func(ctx context.Context) (bool, string, *metav1.LabelSelector, error) {
+			ds, err := c.client.AppsV1().DaemonSets(namespace).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return false, "", nil, err
+			}
+			st := ds.Status
+			state := fmt.Sprintf("%d desired, %d updated, %d available", st.DesiredNumberScheduled, st.UpdatedNumberScheduled, st.NumberAvailable)
+			done := st.ObservedGeneration >= ds.Generation && st.DesiredNumberScheduled > 0 &&
+				st.UpdatedNumberScheduled == st.DesiredNumberScheduled && st.NumberAvailable == st.DesiredNumberScheduled && st.NumberUnavailable == 0
+			return done, state, ds.Spec.Selector, nil
+		})
+}
+
 // waitDeployment waits like `kubectl rollout status deployment`.
 func (c *Cluster) waitDeployment(ctx context.Context, namespace, name string) error {
-	what := fmt.Sprintf("deployment %s/%s", namespace, name)
-	ctxW, cancel := context.WithTimeout(ctx, c.cfg.Timeouts.Rollout)
-	defer cancel()
-	tr := &podstatus.Tracker{Grace: c.cfg.Timeouts.ImagePullGrace}
-	var stuck []podstatus.Problem
-	var state string
-	err := wait.PollUntilContextCancel(ctxW, c.cfg.Timeouts.Poll, true, func(ctx context.Context) (bool, error) {
-		d, err := c.client.AppsV1().Deployments(namespace).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, err
-		}
-		want := int32(1)
-		if d.Spec.Replicas != nil {
-			want = *d.Spec.Replicas
-		}
-		st := d.Status
-		state = fmt.Sprintf("%d wanted, %d updated, %d available, %d total", want, st.UpdatedReplicas, st.AvailableReplicas, st.Replicas)
-		if st.ObservedGeneration >= d.Generation && st.UpdatedReplicas == want && st.AvailableReplicas == want && st.Replicas == want {
-			return true, nil
-		}
-		sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
-		if err != nil {
-			return false, err
-		}
-		problems, _, err := podstatus.ForSelector(ctx, c.client, namespace, sel.String())
-		if err != nil {
-			return false, err
-		}
-		stuck = tr.Observe(problems)
-		return len(stuck) > 0, nil
-	})
-	return rolloutResult(ctx, what, state, stuck, err, c.cfg.Timeouts.Rollout)
+	return c.waitRollout(ctx, fmt.Sprintf("deployment %s/%s", namespace, name), namespace,
+		func(ctx context.Context) (bool, string, *metav1.LabelSelector, error) {
+			d, err := c.client.AppsV1().Deployments(namespace).Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return false, "", nil, err
+			}
+			want := int32(1)
+			if d.Spec.Replicas != nil {
+				want = *d.Spec.Replicas
+			}
+			st := d.Status
+			state := fmt.Sprintf("%d wanted, %d updated, %d available, %d total", want, st.UpdatedReplicas, st.AvailableReplicas, st.Replicas)
+			done := st.ObservedGeneration >= d.Generation && st.UpdatedReplicas == want && st.AvailableReplicas == want && st.Replicas == want
+			return done, state, d.Spec.Selector, nil
+		})
 }
 
 func rolloutResult(ctx context.Context, what, state string, stuck []podstatus.Problem, err error, timeout time.Duration) error {
