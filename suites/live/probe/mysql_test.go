@@ -2,8 +2,10 @@ package probe
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,9 +78,17 @@ func TestMySQLAgainstTheFixture(t *testing.T) {
 	if r.SQLError != 1045 {
 		t.Errorf("wrong password: SQL error %d, want 1045 (access denied)", r.SQLError)
 	}
-	for _, s := range r.Steps {
-		if contains([]string{s}, b.Password) {
-			t.Fatal("password in the trace")
+	// The wrong password and the real one must appear nowhere in what the
+	// probe reports: steps, detail, SQL message or the marshalled result.
+	all, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{b.Password, bad.MySQLPassword} {
+		for _, s := range append(append([]string{}, r.Steps...), r.Detail, r.SQLMessage, string(all)) {
+			if strings.Contains(s, secret) {
+				t.Fatalf("a password is in the probe's result: %q", s)
+			}
 		}
 	}
 }
