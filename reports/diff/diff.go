@@ -89,7 +89,8 @@ type Change struct {
 	ReasonBefore, ReasonAfter string
 }
 
-// Detail renders the outcome and reason changes on one line.
+// Detail renders the outcome changes, or else the reason change, on one
+// line.
 func (c Change) Detail() string {
 	var parts []string
 	if c.Before == "" {
@@ -101,7 +102,9 @@ func (c Change) Detail() string {
 	for _, o := range c.Outcomes {
 		parts = append(parts, fmt.Sprintf("%s: %s → %s", o.Expectation, o.Before, o.After))
 	}
-	if c.ReasonBefore != c.ReasonAfter {
+	// A failure's reason restates the outcome change: shown only when no
+	// outcome changed (errors, skips, reports without expectations).
+	if c.ReasonBefore != c.ReasonAfter && len(c.Outcomes) == 0 {
 		switch {
 		case c.ReasonBefore == "":
 			parts = append(parts, "reason: "+c.ReasonAfter)
