@@ -50,7 +50,7 @@ func TestDiffGatesAPolicyChange(t *testing.T) {
 			t.Fatalf("exit %d, want 1\n%s\n%s", code, out, errs)
 		}
 		for _, w := range []string{"regressed  registry-only  RegistryOnlyBlocksUnregisteredHTTP  Passed  Failed",
-			"BlockedByMesh → Allowed via PassthroughCluster", "mesh.outboundTrafficPolicy: per check → ALLOW_ANY",
+			"BlockedByMesh via BlackHoleCluster → Allowed via PassthroughCluster", "mesh.outboundTrafficPolicy: per check → ALLOW_ANY",
 			"3 regressed, 0 changed, 0 fixed, 0 appeared, 0 disappeared; 1 unchanged"} {
 			if !strings.Contains(out, w) {
 				t.Errorf("table lacks %q:\n%s", w, out)
