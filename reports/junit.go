@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/jstemmer/go-junit-report/v2/junit"
 
@@ -18,15 +19,17 @@ const (
 
 // JUnit builds the JUnit document: one testsuite per suite (in run order),
 // one testcase per check (classname meshconform.<suite>), the trace in the
-// failure text, skips with their reasons, and run properties on every suite.
-func JUnit(r Report) junit.Testsuites {
-	var doc junit.Testsuites
+// failure text, skips with their reasons, run properties on every suite,
+// and on every testcase the properties of CaseProperties (status and, per
+// expectation, what was expected and observed).
+func JUnit(r Report) Testsuites {
+	var doc Testsuites
 	doc.Name = "meshconform"
 	props := r.properties()
-	newSuite := func(name string) junit.Testsuite {
-		ts := junit.Testsuite{Name: name, Package: "meshconform." + name}
+	newSuite := func(name string) Testsuite {
+		ts := Testsuite{Name: name, Package: "meshconform." + name}
 		if !r.Started.IsZero() {
-			ts.SetTimestamp(r.Started)
+			ts.Timestamp = r.Started.Format(time.RFC3339)
 		}
 		for _, p := range props {
 			ts.AddProperty(p[0], p[1])
@@ -35,10 +38,11 @@ func JUnit(r Report) junit.Testsuites {
 	}
 	if r.SetupError != nil {
 		ts := newSuite(SetupSuite)
-		ts.AddTestcase(junit.Testcase{
-			Name:      SetupCase,
-			Classname: "meshconform." + SetupSuite,
-			Time:      "0.000",
+		ts.AddTestcase(Testcase{
+			Properties: &[]junit.Property{{Name: PropStatus, Value: string(check.Failed)}},
+			Name:       SetupCase,
+			Classname:  "meshconform." + SetupSuite,
+			Time:       "0.000",
 			Failure: &junit.Result{
 				Message: fmt.Sprintf("setup failed in phase %s", r.SetupPhase),
 				Type:    "SetupFailure",
@@ -60,10 +64,13 @@ func JUnit(r Report) junit.Testsuites {
 		ts := newSuite(name)
 		var total float64
 		for _, res := range bySuite[name] {
-			tc := junit.Testcase{
+			tc := Testcase{
 				Name:      res.Name,
 				Classname: "meshconform." + name,
 				Time:      fmt.Sprintf("%.3f", res.Duration.Seconds()),
+			}
+			for _, p := range CaseProperties(res) {
+				tc.AddProperty(p[0], p[1])
 			}
 			total += res.Duration.Seconds()
 			trace := clean(res.Trace())
@@ -119,10 +126,5 @@ func clean(s string) string {
 // WriteJUnit writes the JUnit XML to path atomically.
 func WriteJUnit(path string, r Report) error {
 	doc := JUnit(r)
-	return writeAtomic(path, func(f *os.File) error {
-		if _, err := f.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n"); err != nil {
-			return err
-		}
-		return doc.WriteXML(f)
-	})
+	return writeAtomic(path, func(f *os.File) error { return doc.WriteXML(f) })
 }

@@ -96,3 +96,16 @@ func writeAtomic(path string, write func(f *os.File) error) error {
 	}
 	return nil
 }
+
+// WriteDocument writes a JUnit document to path atomically.
+func WriteDocument(path string, doc Testsuites) error {
+	return writeAtomic(path, func(f *os.File) error { return doc.WriteXML(f) })
+}
+
+// WriteMarkdown writes text to path atomically.
+func WriteMarkdown(path, text string) error {
+	return writeAtomic(path, func(f *os.File) error {
+		_, err := f.WriteString(text)
+		return err
+	})
+}

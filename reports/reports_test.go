@@ -144,3 +144,55 @@ func TestSummaryAndTable(t *testing.T) {
 		t.Errorf("exit code %d", r.ExitCode())
 	}
 }
+
+// TestReadBack: what WriteJUnit writes, ReadJUnit reads back: statuses,
+// reasons and every expectation's want, observed outcome and cluster.
+func TestReadBack(t *testing.T) {
+	r := sample()
+	r.Results = append(r.Results, check.Result{Name: "UnregisteredHTTPBlocked/NegativeControl", Suite: "registry-only", Status: check.Passed, NegativeControl: true})
+	path := filepath.Join(t.TempDir(), "junit.xml")
+	if err := WriteJUnit(path, r); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadJUnit(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Properties["istio.version"] != "1.31" || got.Properties["meshconform.driver"] != "simulation" {
+		t.Errorf("run properties: %v", got.Properties)
+	}
+	if len(got.Cases) != 5 {
+		t.Fatalf("cases: %+v", got.Cases)
+	}
+	byKey := map[string]Case{}
+	for _, c := range got.Cases {
+		byKey[c.Key()] = c
+	}
+	tls := byKey["registry-only/UnregisteredTLSBlocked"]
+	if tls.Status != check.Failed || tls.Type != "CheckFailed" || tls.Reason != "expected BlockedByMesh, observed Allowed" || tls.Line == 0 {
+		t.Errorf("failed case: %+v", tls)
+	}
+	want := ExpectationRecord{Name: "[s] meshed(ns=) -> blocked.external.test:80/HTTP", Want: "BlockedByMesh", Observed: "Allowed", Cluster: "PassthroughCluster"}
+	if len(tls.Expectations) != 1 || tls.Expectations[0].Want != want.Want || tls.Expectations[0].Observed != want.Observed ||
+		tls.Expectations[0].Cluster != want.Cluster || !strings.Contains(tls.Expectations[0].Name, "blocked.external.test") {
+		t.Errorf("expectations: %+v", tls.Expectations)
+	}
+	if c := byKey["tcp-cidr/MySQLViaCIDR"]; c.Status != check.Error || c.Type != "EnvironmentNotReady" || !strings.Contains(c.Reason, "proxyv2") {
+		t.Errorf("error case: %+v", c)
+	}
+	if c := byKey["masquerade/Masq"]; c.Status != check.Skipped || c.Reason != "filtered by --labels" {
+		t.Errorf("skipped case: %+v", c)
+	}
+	if c := byKey["registry-only/UnregisteredHTTPBlocked/NegativeControl"]; !c.NegativeControl || c.Status != check.Passed {
+		t.Errorf("negative control: %+v", c)
+	}
+	// A setup failure reads back as its synthetic case.
+	s := Report{Tool: "test", Driver: "live"}
+	s.SetupFailed("cluster", errors.New("boom"))
+	if err := WriteJUnit(path, s); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ReadJUnit(path); err != nil || len(got.Cases) != 1 || got.Cases[0].Key() != SetupSuite+"/"+SetupCase || got.Cases[0].Status != check.Failed {
+		t.Errorf("setup failure read back: %+v, %v", got, err)
+	}
+}

@@ -61,8 +61,9 @@ type Expectation struct {
 	Expect      string            `yaml:"expect"`
 	// Cluster optionally pins the Envoy cluster (simulation).
 	Cluster string `yaml:"cluster"`
-	// Unregistered states that the host deliberately has no ServiceEntry
-	// or Service; without it such a host is reported as a likely typo.
+	// Unregistered states that the host is deliberately declared nowhere
+	// (no ServiceEntry host or address, Service, Gateway or VirtualService
+	// host); without it such a host is reported as a likely typo.
 	Unregistered bool `yaml:"unregistered"`
 
 	line int
@@ -109,10 +110,20 @@ type MasqueradeExpectation struct {
 	line   int
 }
 
-// HostIndex answers whether a destination host is declared by the config
-// (ServiceEntry hosts, Service names); the simulate command provides it.
+// HostIndex answers whether a destination host (a name, or an IP address
+// used as HTTP Host/SNI) is declared by the config for a client in
+// namespace: by ServiceEntry hosts or addresses, Gateway or VirtualService
+// hosts, or a Kubernetes Service name in any of its short forms. The
+// simulate command provides it (sim.IndexHosts).
 type HostIndex interface {
 	Declared(host, namespace string) bool
+}
+
+// HostSuggester is optionally implemented by a HostIndex: the declared name
+// nearest to an undeclared host, and what declares it ("" when none is
+// close). It makes the error for a likely typo name the intended host.
+type HostSuggester interface {
+	Nearest(host string) (name, declaredBy string)
 }
 
 // Loaded is a parsed file.
@@ -236,7 +247,13 @@ func (e Expectation) check(file string, policy check.OutboundPolicy, hosts HostI
 		src.Namespace = "default"
 	}
 	if d.Host != "" && !e.Unregistered && hosts != nil && !hosts.Declared(d.Host, src.Namespace) {
-		return bad(fmt.Sprintf("destination.host %s is not declared by any ServiceEntry or Service in the config", d.Host),
+		problem := fmt.Sprintf("destination.host %s is not declared by any ServiceEntry (hosts or addresses), Service, Gateway or VirtualService in the config", d.Host)
+		if s, ok := hosts.(HostSuggester); ok {
+			if near, by := s.Nearest(d.Host); near != "" {
+				problem += fmt.Sprintf(" (did you mean %s, declared by %s?)", near, by)
+			}
+		}
+		return bad(problem,
 			"correct the host name, pass the config that declares it (-f), or set `unregistered: true` if the expectation is about an unregistered host")
 	}
 	labels := map[string]string{"file": file}

@@ -9,5 +9,6 @@ func commands(g *globals) []*cobra.Command {
 		newChecksCmd(g),
 		newRunCmd(g),
 		newFixturesCmd(g),
+		newDiffCmd(g),
 	}
 }
