@@ -382,7 +382,7 @@ func (e *Env) setup(ctx context.Context) error {
 		live.WithCluster(cl), live.WithMesh(mesh, e.MeshErr), live.WithEndpoints(eps),
 		live.WithMySQL(e.Fixtures.AdminDSN(), b.User, b.Password), live.WithAgentImage(e.AgentImage),
 		live.WithCA(e.Fixtures.CAPEM()), live.WithIngressCert(cert.CertPEM(), cert.KeyPEM()),
-		live.WithEchoContainer(fixtures.ContainerName(e.Fixtures.RunID, echo.Name)), live.WithHelperImage(cfg.NodeImage),
+		live.WithEchoContainer(fixtures.ContainerName(e.Fixtures.RunID, echo.Name)),
 		live.WithIPMasqAgentImage(cfg.IPMasqAgentImage), live.WithNamespace(cfg.Namespace),
 		live.WithTimeouts(cfg.LiveTimeouts), live.WithLogger(log), live.WithEnvBuilder(suites.Env))
 	if err != nil {
