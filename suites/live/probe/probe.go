@@ -43,6 +43,7 @@ const (
 const (
 	KindAnswered      = "answered"       // the target answered as itself
 	KindHTTPStatus    = "http-status"    // an HTTP status decided it (e.g. Envoy's 502)
+	KindGRPCStatus    = "grpc-status"    // a gRPC status the peer sent decided it (e.g. Envoy's local reply)
 	KindForeignAnswer = "foreign-answer" // something other than the target answered
 	KindReset         = "reset"          // connection reset by peer
 	KindEOF           = "eof"            // connection closed without a byte / mid-handshake
