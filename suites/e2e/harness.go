@@ -55,6 +55,9 @@ type Config struct {
 	InstallIstio bool
 	IstioHub     string
 	IstioTag     string
+	// NoPull: Istio's images are only taken from the host's Docker, never
+	// pulled (see clusters.PreloadImages).
+	NoPull bool
 	// MasqueradeChecks: masquerade checks are selected (ip-masq-agent's
 	// image is loaded into the nodes when it is a local image).
 	MasqueradeChecks bool
@@ -351,7 +354,10 @@ func (e *Env) setup(ctx context.Context) error {
 			opts = append(opts, istio.WithTag(cfg.IstioTag))
 		}
 		p.Phase(PhaseIstio, "installing Istio %s", orNone(cfg.IstioTag, istio.DefaultTag))
-		e.Mesh, e.MeshErr = istio.Install(ctx, cl, opts...)
+		e.MeshErr = e.preloadIstio(ctx, cl)
+		if e.MeshErr == nil {
+			e.Mesh, e.MeshErr = istio.Install(ctx, cl, opts...)
+		}
 		switch {
 		case e.MeshErr == nil:
 			p.Phase(PhaseIstio, "Istio %s ready in %.1fs", e.meshVersion(), time.Since(start).Seconds())
@@ -398,6 +404,20 @@ func (e *Env) setup(ctx context.Context) error {
 	return nil
 }
 
+// preloadIstio loads Istio's images into the nodes from the host's Docker
+// (pulled there once unless NoPull), so the nodes never pull them
+// anonymously; a failure is a *NotReadyError for the mesh checks.
+func (e *Env) preloadIstio(ctx context.Context, cl *clusters.Cluster) error {
+	start := time.Now()
+	refs := istio.Images(e.cfg.IstioHub, e.cfg.IstioTag)
+	if err := cl.PreloadImages(ctx, refs, !e.cfg.NoPull); err != nil {
+		return err
+	}
+	e.record("istio-images", start, strings.Join(refs, ", "))
+	e.p.Phase(PhaseIstio, "images %s on the nodes in %.1fs", strings.Join(refs, ", "), time.Since(start).Seconds())
+	return nil
+}
+
 func (e *Env) meshVersion() string {
 	if e.Mesh == nil {
 		return ""
@@ -425,6 +445,14 @@ func (e *Env) Properties() map[string]string {
 	}
 	if e.MeshErr != nil && e.cfg.InstallIstio {
 		m["istio.notReady"] = e.MeshErr.Error()
+	}
+	if e.cfg.InstallIstio {
+		m["istio.images"] = strings.Join(istio.Images(e.cfg.IstioHub, e.cfg.IstioTag), ",")
+		m["istio.tag"] = orNone(e.cfg.IstioTag, istio.DefaultTag)
+		m["istio.module"] = orNone(istio.ModuleVersion(), "unknown")
+	}
+	if e.Cluster != nil && e.Cluster.PodNetwork() != "" {
+		m["cluster.podNetwork"] = e.Cluster.PodNetwork()
 	}
 	for _, ph := range e.Phases() {
 		m["phase."+ph.Name+".seconds"] = fmt.Sprintf("%.1f", ph.Elapsed.Seconds())
