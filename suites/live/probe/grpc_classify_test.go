@@ -2,6 +2,7 @@ package probe
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log"
 	"net"
@@ -109,5 +110,18 @@ func TestGRPCClassification(t *testing.T) {
 func TestGreeterHeaderMatchesFixture(t *testing.T) {
 	if GreeterHeader != greeterserver.Header {
 		t.Fatalf("probe.GreeterHeader %q != greeter server.Header %q", GreeterHeader, greeterserver.Header)
+	}
+}
+
+// TestClassifyWindowsTexts: on native Windows a reset and a refusal are
+// WSAECONNRESET/WSAECONNREFUSED, known here only by their texts.
+func TestClassifyWindowsTexts(t *testing.T) {
+	for text, want := range map[string]string{
+		"read tcp 127.0.0.1:5000->127.0.0.1:443: wsarecv: An existing connection was forcibly closed by the remote host.": KindReset,
+		"dial tcp 127.0.0.1:443: connectex: No connection could be made because the target machine actively refused it.":  KindRefused,
+	} {
+		if _, kind := Classify(errors.New(text)); kind != want {
+			t.Errorf("%q: %s, want %s", text, kind, want)
+		}
 	}
 }

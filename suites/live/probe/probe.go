@@ -400,9 +400,12 @@ func Classify(err error) (Outcome, string) {
 	}
 	msg := err.Error()
 	switch {
-	case strings.Contains(msg, "connection reset"), strings.Contains(msg, "broken pipe"):
+	// Native Windows: WSAECONNRESET (10054) and WSAECONNREFUSED (10061)
+	// are not syscall.ECONNRESET/ECONNREFUSED there; their texts say
+	// "forcibly closed by the remote host" and "actively refused".
+	case strings.Contains(msg, "connection reset"), strings.Contains(msg, "broken pipe"), strings.Contains(msg, "forcibly closed"):
 		return BlockedByMesh, KindReset
-	case strings.Contains(msg, "connection refused"):
+	case strings.Contains(msg, "connection refused"), strings.Contains(msg, "actively refused"):
 		return Unreachable, KindRefused
 	case strings.Contains(msg, "remote error: tls"):
 		return BlockedByMesh, KindTLSAlert
