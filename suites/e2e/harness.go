@@ -309,11 +309,15 @@ func (e *Env) setup(ctx context.Context) error {
 		return fail(PhaseLoad, err)
 	}
 	loaded := e.AgentImage
-	if cfg.MasqueradeChecks && cfg.IPMasqAgentImage != "" && localImage(ctx, cfg.IPMasqAgentImage) {
-		if err := cl.LoadImage(ctx, cfg.IPMasqAgentImage); err != nil {
+	if cfg.MasqueradeChecks && cl.Managed() {
+		// Like Istio's images: from the host's Docker (pulled there once
+		// unless NoPull), never by the nodes. A failure is reported by the
+		// masquerade checks (the agent's pods cannot start).
+		ref := orNone(cfg.IPMasqAgentImage, clusters.DefaultIPMasqAgentImage)
+		if err := cl.PreloadImages(ctx, []string{ref}, !cfg.NoPull); err != nil {
 			p.Phase(PhaseLoad, "warning: %v", err)
 		} else {
-			loaded += ", " + cfg.IPMasqAgentImage
+			loaded += ", " + ref
 		}
 	}
 	p.Phase(PhaseLoad, "%s in %.1fs", loaded, time.Since(start).Seconds())
@@ -541,11 +545,6 @@ func errString(err error, ok string) string {
 		return ok
 	}
 	return err.Error()
-}
-
-// localImage reports whether the local Docker engine has ref.
-func localImage(ctx context.Context, ref string) bool {
-	return exec.CommandContext(ctx, "docker", "image", "inspect", "--format", "{{.Id}}", ref).Run() == nil
 }
 
 // sweep removes leftovers of crashed runs: kind clusters (clusters.Sweep)
