@@ -61,7 +61,6 @@ func ptpConflist(podCIDR string) (string, error) {
 			map[string]any{
 				"type":   "ptp",
 				"ipMasq": false,
-				"mtu":    1500,
 				"ipam": map[string]any{
 					"type":   "host-local",
 					"ranges": []any{[]any{map[string]any{"subnet": p.Masked().String()}}},
