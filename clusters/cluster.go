@@ -56,6 +56,8 @@ type Cluster struct {
 	dyn        dynamic.Interface
 	mapper     *restmapper.DeferredDiscoveryRESTMapper
 	execer     podExecer
+	// podNetwork: the nodes run the harness's pod network (podnet.go).
+	podNetwork bool
 
 	mu         sync.Mutex
 	applied    []Object

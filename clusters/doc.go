@@ -7,7 +7,11 @@
 //   - created: a kind cluster made through kind's Go library (never the kind
 //     CLI), with the node image of WithNodeImage / KIND_NODE_IMAGE. A failed
 //     or interrupted create deletes what it made unless WithRetain.
-//     Teardown deletes it unless WithRetain.
+//     Teardown deletes it unless WithRetain. Its pod network is the
+//     harness's own (podnet.go: kind's default CNI off, a ptp conflist
+//     without masquerade and routes between nodes written on every node),
+//     whatever the node image ships, and NodePorts 31443/31080 are published
+//     on 127.0.0.1 (PublishedPort): the host never dials node addresses.
 //   - reused (WithReuse): an existing kind cluster of that name is used as
 //     is; Teardown removes only what this run made.
 //   - existing (WithKubeconfig / WithContext): any cluster, e.g. staging.
@@ -18,7 +22,8 @@
 //
 // What it provides on top: server-side apply of labelled manifests through
 // the dynamic client (Apply, Delete, EnsureNamespace), image loading into
-// kind nodes without a registry (LoadImage), external names in CoreDNS
+// kind nodes without a registry (LoadImage; PreloadImages pulls once with
+// the host's Docker for images the nodes would pull), external names in CoreDNS
 // (SetExternalHosts), the masquerade plumbing of the ip-masq-agent checks
 // (EnsureIPMasqAgent, DisableCNIMasquerade, SetIPMasqConfig,
 // WaitIPMasqRules), and Sweep, which removes what crashed runs left behind.

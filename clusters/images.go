@@ -132,3 +132,50 @@ func normalizeImage(ref string) string {
 	}
 	return name
 }
+
+// PreloadImages puts images the cluster would otherwise pull itself onto
+// every node from the host's Docker engine: a ref missing there is pulled
+// once with `docker pull` (the user's credentials, mirror and cache, not
+// the node containerd's anonymous pulls, which Docker Hub limits to 10 per
+// hour per address), unless pull is false ("--no-pull": only what is
+// already in the host's Docker is used), then loaded like LoadImage. The
+// nodes' pods then find them (tags other than latest: imagePullPolicy
+// IfNotPresent). A ref that is neither local nor pullable is a
+// *NotReadyError naming it and Docker's message. In existing-cluster mode
+// there is nothing to load (the cluster pulls from its registry): nil.
+func (c *Cluster) PreloadImages(ctx context.Context, refs []string, pull bool) error {
+	if !c.Managed() {
+		return nil
+	}
+	for _, ref := range refs {
+		if _, err := dockerOutput(ctx, "image", "inspect", "--format", "{{.Id}}", ref); err != nil {
+			if !pull {
+				return &NotReadyError{Reason: fmt.Sprintf("image %s is not in the local Docker engine and pulling is off (--no-pull): docker pull it, or drop --no-pull", ref)}
+			}
+			start := time.Now()
+			c.log.Info("pulling image with the host's Docker", "image", ref)
+			pctx, cancel := context.WithTimeout(ctx, c.cfg.Timeouts.ImageLoad)
+			out, err := exec.CommandContext(pctx, "docker", "pull", "--quiet", ref).CombinedOutput()
+			cancel()
+			if err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return &NotReadyError{Reason: fmt.Sprintf("image %s could not be pulled with the host's Docker: %s", ref, lastLine(string(out), err))}
+			}
+			c.log.Info("pulled image", "image", ref, "elapsed", since(start))
+		}
+		if err := c.LoadImage(ctx, ref); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func lastLine(out string, err error) string {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if l := strings.TrimSpace(lines[len(lines)-1]); l != "" {
+		return l
+	}
+	return err.Error()
+}

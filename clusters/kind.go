@@ -94,6 +94,12 @@ func (c *Cluster) setupKind(ctx context.Context) error {
 		if err := c.initClients(ctx); err != nil {
 			return fmt.Errorf("reuse kind cluster %s: %w", c.Name, err)
 		}
+		if c.hasPodNetwork(ctx) {
+			// Routes and nat rules do not survive a Docker restart.
+			if err := c.setupPodNetwork(ctx); err != nil {
+				return fmt.Errorf("reuse kind cluster %s: %w", c.Name, err)
+			}
+		}
 		if err := c.writeState(os.Getpid()); err != nil {
 			return err
 		}
@@ -105,6 +111,9 @@ func (c *Cluster) setupKind(ctx context.Context) error {
 	err = c.createKind(ctx)
 	if err == nil {
 		err = c.initClients(ctx)
+	}
+	if err == nil {
+		err = c.setupPodNetwork(ctx)
 	}
 	if err == nil {
 		err = c.waitNodesReady(ctx)
@@ -130,7 +139,11 @@ syncFrequency: 10s
 `
 
 // kindConfig returns the v1alpha4 config (from WithKindConfig or one
-// control-plane node) with the marker mount added to every node.
+// control-plane node) with the marker mount added to every node, kind's
+// default CNI off (the harness installs its own pod network, podnet.go,
+// whatever the node image's default CNI is) and the published node ports
+// (DefaultPublishedNodePorts, unless the node already maps that port) on
+// 127.0.0.1 of the control-plane node, host port chosen free by kind.
 func (c *Cluster) kindConfig() (*kindv1alpha4.Cluster, error) {
 	kc := &kindv1alpha4.Cluster{}
 	if c.cfg.KindConfig != "" {
@@ -157,6 +170,21 @@ func (c *Cluster) kindConfig() (*kindv1alpha4.Cluster, error) {
 		kc.Nodes[i].ExtraMounts = append(kc.Nodes[i].ExtraMounts, kindv1alpha4.Mount{
 			HostPath: c.markerDir(), ContainerPath: markerPath, Readonly: true,
 		})
+	}
+	kc.Networking.DisableDefaultCNI = true
+	for i := range kc.Nodes {
+		if kc.Nodes[i].Role != kindv1alpha4.ControlPlaneRole {
+			continue
+		}
+		for _, p := range DefaultPublishedNodePorts {
+			if slices.ContainsFunc(kc.Nodes[i].ExtraPortMappings, func(m kindv1alpha4.PortMapping) bool { return int(m.ContainerPort) == p }) {
+				continue
+			}
+			kc.Nodes[i].ExtraPortMappings = append(kc.Nodes[i].ExtraPortMappings, kindv1alpha4.PortMapping{
+				ContainerPort: int32(p), HostPort: 0, ListenAddress: "127.0.0.1", Protocol: kindv1alpha4.PortMappingProtocolTCP,
+			})
+		}
+		break
 	}
 	return kc, nil
 }

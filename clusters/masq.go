@@ -105,6 +105,12 @@ func (c *Cluster) removeChainOnNodes(ctx context.Context, chain string) error {
 // so that ip-masq-agent alone decides (as on GKE), and waits until that is
 // in effect. Supported CNIs:
 //
+//   - the harness's own pod network (kind clusters meshconform creates,
+//     podnet.go): removes the BaselineMasqChain nat chain and its
+//     POSTROUTING jump on every node and observes them gone; restore puts
+//     them back and observes them present. Nothing else masquerades pod
+//     traffic on those nodes (ptp with ipMasq false; kube-proxy only
+//     masquerades marked service traffic), so ip-masq-agent alone decides.
 //   - cnilite (the test environment's CNI): sets MASQUERADE=false on
 //     ds/kube-system/cnilite, waits for the rollout and, on kind nodes, until
 //     no node has the CNILITE-MASQ nat chain; restore puts the variable back
@@ -122,11 +128,14 @@ func (c *Cluster) removeChainOnNodes(ctx context.Context, chain string) error {
 //     masquerader): nothing to do; restore is a no-op.
 func (c *Cluster) DisableCNIMasquerade(ctx context.Context) (restore func(context.Context) error, err error) {
 	noop := func(context.Context) error { return nil }
+	if c.podNetwork {
+		return c.disableBaselineMasq(ctx)
+	}
 	dss := c.client.AppsV1().DaemonSets(ipMasqNamespace)
 	if _, err := dss.Get(ctx, kindnetName, metav1.GetOptions{}); err == nil {
 		return noop, errors.New("disable CNI masquerade: kindnet (kind's default CNI) masquerades all pod traffic leaving the pod subnet and cannot be switched off at runtime " +
-			"(no flag or env in kindnetd; kubernetes-sigs/kind#2051): create the cluster with networking.disableDefaultCNI: true and a CNI that does not masquerade, " +
-			"or use a node image whose default CNI is cnilite (../shared/testenv)")
+			"(no flag or env in kindnetd; kubernetes-sigs/kind#2051): this cluster was not created by meshconform; delete it and let meshconform create it " +
+			"(it installs its own pod network without CNI masquerade)")
 	}
 	ds, err := dss.Get(ctx, cniliteName, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
@@ -159,6 +168,25 @@ func (c *Cluster) DisableCNIMasquerade(ctx context.Context) (restore func(contex
 		return restore, fmt.Errorf("disable CNI masquerade: %w", err)
 	}
 	c.log.Info("CNI masquerade off", "cni", cniliteName, "elapsed", since(start))
+	return restore, nil
+}
+
+// disableBaselineMasq is DisableCNIMasquerade on the harness's pod network.
+func (c *Cluster) disableBaselineMasq(ctx context.Context) (restore func(context.Context) error, err error) {
+	start := time.Now()
+	restore = c.addRestore("pod network baseline masquerade", func(ctx context.Context) error {
+		if err := c.restoreBaselineMasq(ctx); err != nil {
+			return fmt.Errorf("restore %s: %w", BaselineMasqChain, err)
+		}
+		return c.waitChain(ctx, BaselineMasqChain, true)
+	})
+	if err := c.removeChainOnNodes(ctx, BaselineMasqChain); err != nil {
+		return restore, fmt.Errorf("disable CNI masquerade: remove %s: %w", BaselineMasqChain, err)
+	}
+	if err := c.waitChain(ctx, BaselineMasqChain, false); err != nil {
+		return restore, fmt.Errorf("disable CNI masquerade: %w", err)
+	}
+	c.log.Info("CNI masquerade off", "cni", PodNetworkName, "chain", BaselineMasqChain, "elapsed", since(start))
 	return restore, nil
 }
 

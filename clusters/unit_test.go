@@ -250,6 +250,17 @@ nodes:
 	if len(kc.KubeadmConfigPatches) != 1 || !strings.Contains(kc.KubeadmConfigPatches[0], "syncFrequency: 10s") {
 		t.Errorf("kubelet patch missing: %v", kc.KubeadmConfigPatches)
 	}
+	// The harness's own pod network and the published node ports, on the
+	// control-plane node only, on loopback, host port left to kind.
+	if !kc.Networking.DisableDefaultCNI {
+		t.Error("disableDefaultCNI not set")
+	}
+	if got := kc.Nodes[0].ExtraPortMappings; len(got) != len(DefaultPublishedNodePorts) || got[0].ContainerPort != 31443 || got[0].HostPort != 0 || got[0].ListenAddress != "127.0.0.1" {
+		t.Errorf("control-plane port mappings %+v", got)
+	}
+	if len(kc.Nodes[1].ExtraPortMappings) != 0 {
+		t.Errorf("worker port mappings %+v", kc.Nodes[1].ExtraPortMappings)
+	}
 	os.WriteFile(file, []byte("kind: Cluster\napiVersion: kind.x-k8s.io/v1alpha3\n"), 0o600)
 	if _, err := c.kindConfig(); err == nil || !strings.Contains(err.Error(), "v1alpha4") {
 		t.Errorf("wrong apiVersion: %v", err)
@@ -340,7 +351,7 @@ func TestDisableCNIMasqueradeKindnet(t *testing.T) {
 	kindnet := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "kindnet", Namespace: "kube-system"}}
 	c, _ := ForClient(fake.NewClientset(kindnet), Reused, WithStateDir(t.TempDir()))
 	_, err := c.DisableCNIMasquerade(ctx)
-	if err == nil || !strings.Contains(err.Error(), "kindnet") || !strings.Contains(err.Error(), "disableDefaultCNI") {
+	if err == nil || !strings.Contains(err.Error(), "kindnet") || !strings.Contains(err.Error(), "let meshconform create it") {
 		t.Errorf("kindnet: %v", err)
 	}
 	c2, _ := ForClient(fake.NewClientset(), Existing)

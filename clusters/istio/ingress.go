@@ -12,33 +12,48 @@ import (
 )
 
 // IngressAddress returns where the host reaches the ingress gateway's
-// port 443: a node's InternalIP (routable from the host on Linux for kind
-// nodes on the Docker network) and the service's nodePort for 443.
+// port 443, never a node's or a container's own address (those are not
+// routable from the host on Docker Desktop for macOS, Windows and Linux,
+// rootless Docker or Podman):
+//
+//   - kind clusters meshconform created: 127.0.0.1 and the host port
+//     Docker published for the service's nodePort of 443 on the
+//     control-plane node (clusters.PublishedPort; kind extraPortMappings
+//     written at create, clusters.DefaultPublishedNodePorts).
+//   - existing clusters: the service's LoadBalancer address and port 443.
+//
+// Otherwise the error is a *NotReadyError saying what is missing.
 func (m *Mesh) IngressAddress(ctx context.Context) (host string, port int, err error) {
 	svc, err := m.cl.Client().CoreV1().Services(Namespace).Get(ctx, gatewayService, metav1.GetOptions{})
 	if err != nil {
 		return "", 0, fmt.Errorf("ingress address: get service %s/%s: %w", Namespace, gatewayService, err)
 	}
+	nodePort := 0
 	for _, p := range svc.Spec.Ports {
 		if p.Port == 443 {
-			port = int(p.NodePort)
+			nodePort = int(p.NodePort)
 		}
 	}
-	if port == 0 {
-		return "", 0, fmt.Errorf("ingress address: service %s/%s has no nodePort for port 443 (type %s)", Namespace, gatewayService, svc.Spec.Type)
-	}
-	nodes, err := m.cl.Client().CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return "", 0, fmt.Errorf("ingress address: list nodes: %w", err)
-	}
-	for _, n := range nodes.Items {
-		for _, a := range n.Status.Addresses {
-			if a.Type == corev1.NodeInternalIP {
-				return a.Address, port, nil
+	if !m.cl.Managed() {
+		for _, ing := range svc.Status.LoadBalancer.Ingress {
+			if ing.IP != "" {
+				return ing.IP, 443, nil
+			}
+			if ing.Hostname != "" {
+				return ing.Hostname, 443, nil
 			}
 		}
+		return "", 0, &NotReadyError{Reason: fmt.Sprintf("ingress address: service %s/%s (type %s) has no LoadBalancer address; "+
+			"node addresses are not used because the host cannot route to them on every Docker", Namespace, gatewayService, svc.Spec.Type)}
 	}
-	return "", 0, fmt.Errorf("ingress address: no node has an InternalIP")
+	if nodePort == 0 {
+		return "", 0, fmt.Errorf("ingress address: service %s/%s has no nodePort for port 443 (type %s)", Namespace, gatewayService, svc.Spec.Type)
+	}
+	host, port, err = m.cl.PublishedPort(ctx, nodePort)
+	if err != nil {
+		return "", 0, &NotReadyError{Reason: "ingress address: " + err.Error()}
+	}
+	return host, port, nil
 }
 
 // CreateTLSSecret creates (or updates) the kubernetes.io/tls Secret name

@@ -191,10 +191,12 @@ spec:
 	})
 
 	t.Run("IngressAndSecret", func(t *testing.T) {
+		// The host reaches the gateway through the port published on
+		// 127.0.0.1 for its nodePort, never through a node address.
 		host, port, err := m.IngressAddress(ctx)
-		nodes, _ := cl.Nodes(ctx)
-		if err != nil || port != DefaultHTTPSNodePort || len(nodes) == 0 || host != nodes[0].InternalIP {
-			t.Errorf("ingress %s:%d %v (nodes %v)", host, port, err, nodes)
+		wantHost, wantPort, perr := cl.PublishedPort(ctx, DefaultHTTPSNodePort)
+		if err != nil || perr != nil || host != "127.0.0.1" || host != wantHost || port != wantPort {
+			t.Errorf("ingress %s:%d %v (published %s:%d %v)", host, port, err, wantHost, wantPort, perr)
 		}
 		cert, key := selfSigned(t)
 		if err := m.CreateTLSSecret(ctx, "greeter-credential", cert, key); err != nil {

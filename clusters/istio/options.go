@@ -11,15 +11,21 @@ import (
 // DefaultHub is where Istio's release images live.
 const DefaultHub = "docker.io/istio"
 
-// DefaultTag is the Istio release matching the pinned istio.io/istio module
-// (v0.0.0-20260827124520-eed52ebb66ad). Istio tags are not semver, so the
-// module is only published as a pseudo-version; its VERSION file says 1.31
-// and its go.mod requires istio.io/api v1.31.0-rc.0.0.20260824…, i.e. a
-// snapshot of the 1.31 line after 1.31.0-rc.0: the release built from it
-// is 1.31.0. (The module's own version string, operator/version
-// OperatorCodeBaseVersion, still says 1.30.0 and its profiles default to
-// registry.istio.io/testing:latest, which is why hub and tag are always set.)
-// A unit test checks DefaultTag against the module's VERSION file.
+// DefaultTag is the Istio image release installed by default:
+// <DefaultHub>/pilot:1.31.0 and proxyv2:1.31.0. Which is which:
+//
+//   - the pinned istio.io/istio module (go.mod, ModuleVersion:
+//     v0.0.0-20260827124520-eed52ebb66ad) is a development snapshot of the
+//     1.31 line, not a release commit: its VERSION file says 1.31, its
+//     go.mod requires istio.io/api v1.31.0-rc.0.0.20260824…, its profiles
+//     default to registry.istio.io/testing:latest and operator/version still
+//     says 1.30.0. Istio tags are not semver, so the proxy only serves
+//     pseudo-versions. The install's charts and profiles come from it.
+//   - the images are the 1.31.0 release, the same minor as the charts
+//     (a unit test checks DefaultTag against the module's VERSION file).
+//
+// Reports carry both (properties istio.module and istio.tag), and hub and
+// tag are always set on the install.
 const DefaultTag = "1.31.0"
 
 // Default NodePorts of the ingress gateway service.

@@ -319,10 +319,23 @@ func TestIngressAddress(t *testing.T) {
 		Ports: []corev1.ServicePort{{Name: "http2", Port: 80, NodePort: 31080}, {Name: "https", Port: 443, NodePort: 31443}}}}
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n"}, Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{
 		{Type: corev1.NodeHostName, Address: "n"}, {Type: corev1.NodeInternalIP, Address: "172.18.0.2"}}}}
-	m, _ := fakeMesh(t, clusters.Created, svc, node)
+	// A created cluster without its kind nodes (no published port to read):
+	// not ready, and never the node's own address.
+	m, _ := fakeMesh(t, clusters.Created, svc.DeepCopy(), node)
 	host, port, err := m.IngressAddress(context.Background())
-	if err != nil || host != "172.18.0.2" || port != 31443 {
-		t.Errorf("got %s:%d %v", host, port, err)
+	if err == nil || !clusters.IsNotReady(err) || host == "172.18.0.2" {
+		t.Errorf("created without published port: got %s:%d %v, want not ready", host, port, err)
+	}
+	// An existing cluster: the LoadBalancer address, else not ready.
+	m, _ = fakeMesh(t, clusters.Existing, svc.DeepCopy(), node)
+	if host, port, err := m.IngressAddress(context.Background()); err == nil || !clusters.IsNotReady(err) || host != "" {
+		t.Errorf("existing without LB: got %s:%d %v, want not ready", host, port, err)
+	}
+	lb := svc.DeepCopy()
+	lb.Status.LoadBalancer.Ingress = []corev1.LoadBalancerIngress{{IP: "192.0.2.10"}}
+	m, _ = fakeMesh(t, clusters.Existing, lb, node)
+	if host, port, err := m.IngressAddress(context.Background()); err != nil || host != "192.0.2.10" || port != 443 {
+		t.Errorf("existing with LB: got %s:%d %v", host, port, err)
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"time"
@@ -55,6 +54,9 @@ type Config struct {
 	InstallIstio bool
 	IstioHub     string
 	IstioTag     string
+	// NoPull: Istio's images are only taken from the host's Docker, never
+	// pulled (see clusters.PreloadImages).
+	NoPull bool
 	// MasqueradeChecks: masquerade checks are selected (ip-masq-agent's
 	// image is loaded into the nodes when it is a local image).
 	MasqueradeChecks bool
@@ -306,11 +308,15 @@ func (e *Env) setup(ctx context.Context) error {
 		return fail(PhaseLoad, err)
 	}
 	loaded := e.AgentImage
-	if cfg.MasqueradeChecks && cfg.IPMasqAgentImage != "" && localImage(ctx, cfg.IPMasqAgentImage) {
-		if err := cl.LoadImage(ctx, cfg.IPMasqAgentImage); err != nil {
+	if cfg.MasqueradeChecks && cl.Managed() {
+		// Like Istio's images: from the host's Docker (pulled there once
+		// unless NoPull), never by the nodes. A failure is reported by the
+		// masquerade checks (the agent's pods cannot start).
+		ref := orNone(cfg.IPMasqAgentImage, clusters.DefaultIPMasqAgentImage)
+		if err := cl.PreloadImages(ctx, []string{ref}, !cfg.NoPull); err != nil {
 			p.Phase(PhaseLoad, "warning: %v", err)
 		} else {
-			loaded += ", " + cfg.IPMasqAgentImage
+			loaded += ", " + ref
 		}
 	}
 	p.Phase(PhaseLoad, "%s in %.1fs", loaded, time.Since(start).Seconds())
@@ -351,7 +357,10 @@ func (e *Env) setup(ctx context.Context) error {
 			opts = append(opts, istio.WithTag(cfg.IstioTag))
 		}
 		p.Phase(PhaseIstio, "installing Istio %s", orNone(cfg.IstioTag, istio.DefaultTag))
-		e.Mesh, e.MeshErr = istio.Install(ctx, cl, opts...)
+		e.MeshErr = e.preloadIstio(ctx, cl)
+		if e.MeshErr == nil {
+			e.Mesh, e.MeshErr = istio.Install(ctx, cl, opts...)
+		}
 		switch {
 		case e.MeshErr == nil:
 			p.Phase(PhaseIstio, "Istio %s ready in %.1fs", e.meshVersion(), time.Since(start).Seconds())
@@ -382,7 +391,7 @@ func (e *Env) setup(ctx context.Context) error {
 		live.WithCluster(cl), live.WithMesh(mesh, e.MeshErr), live.WithEndpoints(eps),
 		live.WithMySQL(e.Fixtures.AdminDSN(), b.User, b.Password), live.WithAgentImage(e.AgentImage),
 		live.WithCA(e.Fixtures.CAPEM()), live.WithIngressCert(cert.CertPEM(), cert.KeyPEM()),
-		live.WithEchoContainer(fixtures.ContainerName(e.Fixtures.RunID, echo.Name)), live.WithHelperImage(cfg.NodeImage),
+		live.WithEchoContainer(fixtures.ContainerName(e.Fixtures.RunID, echo.Name)),
 		live.WithIPMasqAgentImage(cfg.IPMasqAgentImage), live.WithNamespace(cfg.Namespace),
 		live.WithTimeouts(cfg.LiveTimeouts), live.WithLogger(log), live.WithEnvBuilder(suites.Env))
 	if err != nil {
@@ -395,6 +404,20 @@ func (e *Env) setup(ctx context.Context) error {
 	// A pod that is not usable is not fatal: the checks that need it say why.
 	p.Phase(PhasePods, "%s (%.1fs)", d.PodsSummary(), time.Since(start).Seconds())
 	e.record(PhasePods, start, d.PodsSummary())
+	return nil
+}
+
+// preloadIstio loads Istio's images into the nodes from the host's Docker
+// (pulled there once unless NoPull), so the nodes never pull them
+// anonymously; a failure is a *NotReadyError for the mesh checks.
+func (e *Env) preloadIstio(ctx context.Context, cl *clusters.Cluster) error {
+	start := time.Now()
+	refs := istio.Images(e.cfg.IstioHub, e.cfg.IstioTag)
+	if err := cl.PreloadImages(ctx, refs, !e.cfg.NoPull); err != nil {
+		return err
+	}
+	e.record("istio-images", start, strings.Join(refs, ", "))
+	e.p.Phase(PhaseIstio, "images %s on the nodes in %.1fs", strings.Join(refs, ", "), time.Since(start).Seconds())
 	return nil
 }
 
@@ -425,6 +448,14 @@ func (e *Env) Properties() map[string]string {
 	}
 	if e.MeshErr != nil && e.cfg.InstallIstio {
 		m["istio.notReady"] = e.MeshErr.Error()
+	}
+	if e.cfg.InstallIstio {
+		m["istio.images"] = strings.Join(istio.Images(e.cfg.IstioHub, e.cfg.IstioTag), ",")
+		m["istio.tag"] = orNone(e.cfg.IstioTag, istio.DefaultTag)
+		m["istio.module"] = orNone(istio.ModuleVersion(), "unknown")
+	}
+	if e.Cluster != nil && e.Cluster.PodNetwork() != "" {
+		m["cluster.podNetwork"] = e.Cluster.PodNetwork()
 	}
 	for _, ph := range e.Phases() {
 		m["phase."+ph.Name+".seconds"] = fmt.Sprintf("%.1f", ph.Elapsed.Seconds())
@@ -513,11 +544,6 @@ func errString(err error, ok string) string {
 		return ok
 	}
 	return err.Error()
-}
-
-// localImage reports whether the local Docker engine has ref.
-func localImage(ctx context.Context, ref string) bool {
-	return exec.CommandContext(ctx, "docker", "image", "inspect", "--format", "{{.Id}}", ref).Run() == nil
 }
 
 // sweep removes leftovers of crashed runs: kind clusters (clusters.Sweep)

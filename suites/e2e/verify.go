@@ -11,6 +11,7 @@ import (
 
 	"github.com/jstemmer/go-junit-report/v2/junit"
 
+	"github.com/meshconform/meshconform/clusters"
 	"github.com/meshconform/meshconform/reports"
 	"github.com/meshconform/meshconform/suites"
 )
@@ -25,6 +26,9 @@ const (
 	ExpectOffline = "offline"
 	// ExpectAllPass: a machine that can pull Istio: every check passes.
 	ExpectAllPass = "all-pass"
+	// ExpectMasquerade: a run of the masquerade suite alone (`--suite
+	// masquerade`): its checks pass, on the harness's own pod network.
+	ExpectMasquerade = "masquerade"
 )
 
 // Suites are the five suites a full run reports.
@@ -46,8 +50,8 @@ func VerifyJUnit(path, mode string) error {
 
 // VerifyDoc is VerifyJUnit for a parsed document.
 func VerifyDoc(doc junit.Testsuites, mode string) error {
-	if mode != ExpectOffline && mode != ExpectAllPass {
-		return fmt.Errorf("verify junit: mode %q: use %s or %s", mode, ExpectOffline, ExpectAllPass)
+	if mode != ExpectOffline && mode != ExpectAllPass && mode != ExpectMasquerade {
+		return fmt.Errorf("verify junit: mode %q: use %s, %s or %s", mode, ExpectOffline, ExpectAllPass, ExpectMasquerade)
 	}
 	var probs []string
 	bad := func(format string, args ...any) { probs = append(probs, fmt.Sprintf(format, args...)) }
@@ -84,10 +88,25 @@ func VerifyDoc(doc junit.Testsuites, mode string) error {
 			}
 		}
 	}
-	for _, s := range Suites {
+	want := Suites
+	if mode == ExpectMasquerade {
+		want = []string{"masquerade"}
+		for s := range seen {
+			if s != "masquerade" {
+				bad("suite %s: not selected, but reported", s)
+			}
+		}
+	}
+	for _, s := range want {
 		if seen[s] == 0 {
 			bad("suite %s: no test case", s)
 		}
+	}
+	// On a kind cluster the harness created, the masquerade checks run on
+	// its own pod network (no CNI masquerade), not the node image's CNI.
+	if seen["masquerade"] > 0 && Property(doc, "cluster.mode") == string(clusters.Created) &&
+		Property(doc, "cluster.podNetwork") != clusters.PodNetworkName {
+		bad("suite masquerade: cluster.podNetwork is %q, want %s (the harness's own pod network)", Property(doc, "cluster.podNetwork"), clusters.PodNetworkName)
 	}
 	if seen["masquerade"] > 0 && seen["masquerade"] < 3 {
 		bad("suite masquerade: %d test cases, want at least 3 (outside the CIDRs, inside without and with a return route)", seen["masquerade"])

@@ -80,6 +80,29 @@ func TestVerifyOfflineShape(t *testing.T) {
 	}
 }
 
+func TestVerifyMasqueradeShape(t *testing.T) {
+	masq := func() reports.Report {
+		r := offlineReport()
+		r.Results = r.Results[4:]
+		r.Properties = map[string]string{"cluster.mode": "created", "cluster.podNetwork": "meshconform-ptp"}
+		return r
+	}
+	if err := VerifyDoc(roundTrip(t, masq()), ExpectMasquerade); err != nil {
+		t.Fatalf("the expected shape is rejected:\n%v", err)
+	}
+	for name, mutate := range map[string]func(*reports.Report){
+		"on the node image's CNI": func(r *reports.Report) { delete(r.Properties, "cluster.podNetwork") },
+		"a check failed":          func(r *reports.Report) { r.Results[0].Status, r.Results[0].Message = check.Failed, "x" },
+		"another suite reported":  func(r *reports.Report) { r.Results = append(r.Results, result("ingress", "X", check.Passed, "")) },
+	} {
+		r := masq()
+		mutate(&r)
+		if err := VerifyDoc(roundTrip(t, r), ExpectMasquerade); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
 // TestJUnitFile verifies a real run's report: set MESHCONFORM_JUNIT (and
 // MESHCONFORM_EXPECT, default offline). hack/e2e-verify.sh runs it.
 func TestJUnitFile(t *testing.T) {

@@ -90,7 +90,11 @@ func New(opts ...Option) (*Driver, error) {
 	}
 	d.router = cfg.router
 	if d.router == nil {
-		d.router = dockerRouter{image: cfg.helperImage}
+		dr := dockerRouter{image: cfg.helperImage}
+		if ni, ok := cfg.cluster.(nodeImager); ok && dr.image == "" {
+			dr.resolve = ni.NodeContainerImage
+		}
+		d.router = &dr
 	}
 	d.admin = cfg.admin
 	if d.admin == nil && cfg.adminDSN != "" {

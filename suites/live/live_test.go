@@ -191,7 +191,7 @@ func (m *fakeMesh) SetOutboundPolicy(ctx context.Context, p string, waitFor ...s
 	}, nil
 }
 func (m *fakeMesh) IngressAddress(ctx context.Context) (string, int, error) {
-	return nodeIP, 31443, nil
+	return "127.0.0.1", 40443, nil
 }
 func (m *fakeMesh) CreateTLSSecret(ctx context.Context, name string, c, k []byte) error { return nil }
 func (m *fakeMesh) current() string {
@@ -707,7 +707,7 @@ func TestAdminSQLAndRating(t *testing.T) {
 
 func TestProbeArgsNeverCarryThePassword(t *testing.T) {
 	e := newEnv(t, &fakeMesh{policy: "ALLOW_ANY"}, nil, func(string, probe.Request) probe.Result { return allowed("") })
-	q := e.d.request(check.Expectation{To: check.Destination{Target: "mysql", Address: mysqlIP, Port: 3306, Protocol: check.MySQL}, Query: "SELECT 1"})
+	q, _ := e.d.request(check.Expectation{To: check.Destination{Target: "mysql", Address: mysqlIP, Port: 3306, Protocol: check.MySQL}, Query: "SELECT 1"})
 	args := strings.Join(probeArgs(q, true), " ")
 	if strings.Contains(args, "s3cret") || q.MySQLPassword != "" {
 		t.Fatalf("password in pod probe request: %s", args)
@@ -727,11 +727,11 @@ func TestProbeArgsNeverCarryThePassword(t *testing.T) {
 		t.Fatalf("pods YAML does not decode: %v", err)
 	}
 	// gRPC: TLS with SNI and the CA, plaintext without SNI.
-	tlsQ := e.d.request(check.Expectation{To: check.Destination{Host: fixtures.IngressHost, Address: "10.0.0.1", Port: 443, Protocol: check.GRPCS}})
+	tlsQ, _ := e.d.request(check.Expectation{To: check.Destination{Host: fixtures.IngressHost, Address: "10.0.0.1", Port: 443, Protocol: check.GRPCS}})
 	if a := strings.Join(probeArgs(tlsQ, true), " "); !strings.Contains(a, "--ca "+caFileInPod) || strings.Contains(a, "--plaintext") {
 		t.Errorf("grpc tls args %s", a)
 	}
-	plainQ := e.d.request(check.Expectation{To: check.Destination{Host: fixtures.IngressHost, Address: "10.0.0.1", Port: 443, Protocol: check.GRPC}})
+	plainQ, _ := e.d.request(check.Expectation{To: check.Destination{Host: fixtures.IngressHost, Address: "10.0.0.1", Port: 443, Protocol: check.GRPC}})
 	if a := strings.Join(probeArgs(plainQ, true), " "); !strings.Contains(a, "--plaintext") || strings.Contains(a, "--ca") {
 		t.Errorf("grpc plaintext args %s", a)
 	}
@@ -749,8 +749,8 @@ func TestOutsideUsesHostAddress(t *testing.T) {
 	if r.Status != check.Passed {
 		t.Fatalf("%s %s", r.Status, r.Message)
 	}
-	if n := e.prober.count(" GRPCS 172.18.0.2:31443"); n == 0 {
-		t.Fatalf("outside probe did not go to the node port: %v", e.prober.calls)
+	if n := e.prober.count(" GRPCS 127.0.0.1:40443"); n == 0 {
+		t.Fatalf("outside probe did not go to the published port: %v", e.prober.calls)
 	}
 }
 

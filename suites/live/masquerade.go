@@ -176,13 +176,30 @@ type router interface {
 	DelRoute(ctx context.Context, r route) error
 }
 
+// nodeImager is the optional part of Cluster that names the kind node
+// containers' image (*clusters.Cluster has it).
+type nodeImager interface {
+	NodeContainerImage(ctx context.Context) (string, error)
+}
+
 // dockerRouter runs `ip route` from a helper image in the target
 // container's network namespace (the echo image is FROM scratch: no ip).
-type dockerRouter struct{ image string }
+// Without an image it asks resolve (the node containers' image) once.
+type dockerRouter struct {
+	image   string
+	resolve func(ctx context.Context) (string, error)
+}
 
-func (dr dockerRouter) ip(ctx context.Context, container string, args ...string) ([]byte, error) {
+func (dr *dockerRouter) ip(ctx context.Context, container string, args ...string) ([]byte, error) {
+	if dr.image == "" && dr.resolve != nil {
+		img, err := dr.resolve(ctx)
+		if err != nil {
+			return nil, &clusters.NotReadyError{Reason: "a return route needs a local image with iproute2 (the kind node image): " + err.Error()}
+		}
+		dr.image = img
+	}
 	if dr.image == "" {
-		return nil, &clusters.NotReadyError{Reason: "a return route needs a local image with iproute2: pass WithHelperImage or set KIND_NODE_IMAGE"}
+		return nil, &clusters.NotReadyError{Reason: "a return route needs a local image with iproute2: pass WithHelperImage (the cluster has no kind node containers to take it from)"}
 	}
 	full := append([]string{"run", "--rm", "--network", "container:" + container, "--cap-add", "NET_ADMIN",
 		"--label", fixtures.LabelManaged + "=true", "--entrypoint", "ip", dr.image}, args...)
@@ -193,12 +210,12 @@ func (dr dockerRouter) ip(ctx context.Context, container string, args ...string)
 	return out, nil
 }
 
-func (dr dockerRouter) AddRoute(ctx context.Context, r route) error {
+func (dr *dockerRouter) AddRoute(ctx context.Context, r route) error {
 	_, err := dr.ip(ctx, r.container, "route", "replace", r.cidr, "via", r.via)
 	return err
 }
 
-func (dr dockerRouter) DelRoute(ctx context.Context, r route) error {
+func (dr *dockerRouter) DelRoute(ctx context.Context, r route) error {
 	out, err := dr.ip(ctx, r.container, "route", "del", r.cidr, "via", r.via)
 	if err != nil && (strings.Contains(string(out), "No such process") || strings.Contains(err.Error(), "No such container") ||
 		strings.Contains(err.Error(), "is not running")) {

@@ -143,9 +143,13 @@ func sourcePod(e check.Expectation) string {
 }
 
 // request turns an expectation into a probe request. For sources outside
-// the cluster the address is the one the host reaches (the endpoint's
-// host-mapped port when the target has one for that port).
-func (d *Driver) request(e check.Expectation) probe.Request {
+// the cluster the address is the one the host reaches: the target's
+// published port (Endpoint.HostAddress and HostPorts: 127.0.0.1 and a
+// Docker-published port for fixtures and the kind ingress). The host never
+// dials a node's or a container's own address, which Docker Desktop,
+// rootless Docker and Podman do not route from the host: a target without
+// a published port for that port is an error.
+func (d *Driver) request(e check.Expectation) (probe.Request, error) {
 	t := e.To
 	q := probe.Request{Protocol: string(t.Protocol), Host: t.Host, Address: t.Address, Port: t.Port, SNI: t.SNI,
 		Timeout: d.cfg.timeouts.Attempt, Query: e.Query}
@@ -155,23 +159,37 @@ func (d *Driver) request(e check.Expectation) probe.Request {
 	if t.Protocol == check.MySQL {
 		q.MySQLUser = d.cfg.bookinfoUser
 	}
-	if sourcePod(e) == outsidePod {
-		q.CAPEM = d.cfg.caPEM
-		if ep, ok := d.endpoints[t.Target]; ok {
-			if len(q.CAPEM) == 0 {
-				q.CAPEM = ep.CAPEM
-			}
-			for name, p := range ep.Ports {
-				if hp, ok := ep.HostPorts[name]; ok && p == t.Port && ep.HostAddress != "" {
-					q.Address, q.Port = ep.HostAddress, hp
-				}
-			}
-		}
-		if t.Protocol == check.MySQL {
-			q.MySQLPassword = d.cfg.bookinfoPass
+	if sourcePod(e) != outsidePod {
+		return q, nil
+	}
+	q.CAPEM = d.cfg.caPEM
+	ep, ok := d.endpoints[t.Target]
+	if !ok {
+		return q, fmt.Errorf("outside the cluster: target %q is not a known endpoint with published ports: the host does not dial %s directly", t.Target, t.Address)
+	}
+	if len(q.CAPEM) == 0 {
+		q.CAPEM = ep.CAPEM
+	}
+	published := false
+	for name, p := range ep.Ports {
+		if hp, ok := ep.HostPorts[name]; ok && p == t.Port && ep.HostAddress != "" {
+			q.Address, q.Port, published = ep.HostAddress, hp, true
 		}
 	}
-	return q
+	if !published {
+		return q, fmt.Errorf("outside the cluster: %s has no published port for %d: the host does not dial node or container addresses (%s)", t.Target, t.Port, orDash(t.Address))
+	}
+	if t.Protocol == check.MySQL {
+		q.MySQLPassword = d.cfg.bookinfoPass
+	}
+	return q, nil
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 // observe makes one observation of e.
@@ -179,7 +197,11 @@ func (d *Driver) observe(ctx context.Context, step string, e check.Expectation) 
 	o := check.Observation{Step: step, Expect: e}
 	pod := sourcePod(e)
 	meshed := pod == ClientPod
-	q := d.request(e)
+	q, err := d.request(e)
+	if err != nil {
+		o.Err = err.Error()
+		return o
+	}
 	where := pod
 	if where == outsidePod {
 		where = "outside"
@@ -346,11 +368,12 @@ func shorten(s string, n int) string {
 	return s
 }
 
-// ingressEndpoint is where the host reaches the ingress gateway: port 443
-// of the gateway, mapped to the node's nodePort.
-func ingressEndpoint(nodeIP string, nodePort int, caPEM []byte) fixtures.Endpoint {
+// ingressEndpoint is where the host reaches the ingress gateway's port
+// 443 (Mesh.IngressAddress: 127.0.0.1 and a published port on kind). It has
+// no address on the cluster network: only outside sources use it.
+func ingressEndpoint(host string, port int, caPEM []byte) fixtures.Endpoint {
 	return fixtures.Endpoint{
-		Name: "ingress", Host: fixtures.IngressHost, IP: nodeIP, HostAddress: nodeIP,
-		Ports: map[string]int{"https": 443}, HostPorts: map[string]int{"https": nodePort}, CAPEM: caPEM,
+		Name: "ingress", Host: fixtures.IngressHost, HostAddress: host,
+		Ports: map[string]int{"https": 443}, HostPorts: map[string]int{"https": port}, CAPEM: caPEM,
 	}
 }

@@ -262,8 +262,9 @@ func WithIngressCert(certPEM, keyPEM []byte) Option {
 func WithEchoContainer(nameOrID string) Option { return func(o *config) { o.echoContainer = nameOrID } }
 
 // WithHelperImage is a local image with iproute2 (`ip`), run in the echo
-// container's network namespace to add the return route (default env
-// KIND_NODE_IMAGE: the kind node image is always present locally).
+// container's network namespace to add the return route (default: the
+// image of the cluster's kind node containers, read with docker inspect:
+// it is always in the local Docker engine, whoever created the cluster).
 func WithHelperImage(ref string) Option { return func(o *config) { o.helperImage = ref } }
 
 // WithIPMasqAgentImage sets the ip-masq-agent image (default env
@@ -288,9 +289,6 @@ func newConfig(opts ...Option) (*config, error) {
 	}
 	if o.log == nil {
 		o.log = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	if o.helperImage == "" {
-		o.helperImage = os.Getenv("KIND_NODE_IMAGE")
 	}
 	if o.ipMasqImage == "" {
 		o.ipMasqImage = os.Getenv("IP_MASQ_AGENT_IMAGE")

@@ -26,9 +26,10 @@ type echoReply struct {
 }
 
 // http sends one GET and classifies the answer: the echo header means the
-// target answered (Allowed); 502 with "server: envoy" is the mesh's
-// block_all route (BlockedByMesh); any other answer comes from something
-// that is not the target (Unreachable, foreign-answer).
+// target answered (Allowed); a 502 with the hallmarks of Istio's block_all
+// route (see meshBlock) is the mesh's block (BlockedByMesh); any other
+// answer comes from something that is not the target (Unreachable,
+// foreign-answer).
 func (a *attempt) http(ctx context.Context) {
 	tr := &http.Transport{
 		DialContext:           a.dialContext,
@@ -89,8 +90,13 @@ func (a *attempt) classifyHTTP(status int, h http.Header, body []byte) {
 		a.r.SourceIP, a.r.SourcePort = rep.SourceIP, rep.SourcePort
 		a.r.Reply = shorten(string(body), 300)
 		a.set(Allowed, KindAnswered, fmt.Sprintf("HTTP %d from the echo target (host %q, sni %q, %s)", status, rep.Host, rep.SNI, rep.Proto))
-	case status == http.StatusBadGateway && strings.EqualFold(server, "envoy"):
-		a.set(BlockedByMesh, KindHTTPStatus, "HTTP 502 with server: envoy (the sidecar's block_all route)")
+	case status == http.StatusBadGateway:
+		seen, block := meshBlock(h, body)
+		if block {
+			a.set(BlockedByMesh, KindHTTPStatus, "HTTP 502 with "+seen+": the proxy's block_all direct response")
+			return
+		}
+		a.set(Unreachable, KindForeignAnswer, "HTTP 502 with "+seen+": an upstream's error passed through, not the mesh's block")
 	default:
 		desc := fmt.Sprintf("HTTP %d", status)
 		if server != "" {
@@ -98,6 +104,39 @@ func (a *attempt) classifyHTTP(status int, h http.Header, body []byte) {
 		}
 		a.set(Unreachable, KindForeignAnswer, desc+" without the "+EchoHeader+" header: something other than the target answered ("+shorten(string(body), 120)+")")
 	}
+}
+
+// meshBlock says whether a 502 without the echo header is Istio's
+// block_all route and what was seen. That route is an Envoy
+// direct_response 502 without a body (istio pilot/pkg/networking/core
+// httproute.go), so: an empty body (content-length 0) and no
+// x-envoy-upstream-service-time (no upstream was asked). The server header
+// is reported but not required: meshConfig proxyHeaders can remove or
+// rename it.
+func meshBlock(h http.Header, body []byte) (seen string, block bool) {
+	var parts []string
+	block = len(body) == 0
+	if block {
+		parts = append(parts, "an empty body")
+	} else {
+		parts = append(parts, fmt.Sprintf("a %d-byte body %q", len(body), shorten(string(body), 60)))
+	}
+	if cl := h.Get("Content-Length"); cl != "" {
+		parts = append(parts, "content-length "+cl)
+	}
+	if v := h.Get("X-Envoy-Upstream-Service-Time"); v != "" {
+		block = false
+		parts = append(parts, "x-envoy-upstream-service-time "+v+" (an upstream answered)")
+	} else {
+		parts = append(parts, "no x-envoy-upstream-service-time")
+	}
+	parts = append(parts, "no "+EchoHeader)
+	if sv := h.Get("Server"); sv != "" {
+		parts = append(parts, "server: "+sv)
+	} else {
+		parts = append(parts, "no server header")
+	}
+	return strings.Join(parts, ", "), block
 }
 
 func tlsAlertText(err error) string {

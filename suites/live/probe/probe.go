@@ -43,6 +43,7 @@ const (
 const (
 	KindAnswered      = "answered"       // the target answered as itself
 	KindHTTPStatus    = "http-status"    // an HTTP status decided it (e.g. Envoy's 502)
+	KindGRPCStatus    = "grpc-status"    // a gRPC status the peer sent decided it (e.g. Envoy's local reply)
 	KindForeignAnswer = "foreign-answer" // something other than the target answered
 	KindReset         = "reset"          // connection reset by peer
 	KindEOF           = "eof"            // connection closed without a byte / mid-handshake
@@ -399,9 +400,12 @@ func Classify(err error) (Outcome, string) {
 	}
 	msg := err.Error()
 	switch {
-	case strings.Contains(msg, "connection reset"), strings.Contains(msg, "broken pipe"):
+	// Native Windows: WSAECONNRESET (10054) and WSAECONNREFUSED (10061)
+	// are not syscall.ECONNRESET/ECONNREFUSED there; their texts say
+	// "forcibly closed by the remote host" and "actively refused".
+	case strings.Contains(msg, "connection reset"), strings.Contains(msg, "broken pipe"), strings.Contains(msg, "forcibly closed"):
 		return BlockedByMesh, KindReset
-	case strings.Contains(msg, "connection refused"):
+	case strings.Contains(msg, "connection refused"), strings.Contains(msg, "actively refused"):
 		return Unreachable, KindRefused
 	case strings.Contains(msg, "remote error: tls"):
 		return BlockedByMesh, KindTLSAlert

@@ -131,17 +131,53 @@ func TestHTTPEchoAllowed(t *testing.T) {
 	}
 }
 
-func TestHTTPEnvoy502IsBlocked(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Server", "envoy")
-		w.WriteHeader(http.StatusBadGateway)
-	}))
-	defer srv.Close()
-	h, p := hostPort(t, srv.Listener.Addr().String())
-	r := run(t, Request{Protocol: HTTP, Host: "example.com", Address: h, Port: p})
-	want(t, r, BlockedByMesh, KindHTTPStatus)
-	if r.Server != "envoy" || r.HTTPStatus != 502 {
-		t.Errorf("evidence: status %d server %q", r.HTTPStatus, r.Server)
+// TestHTTP502Classification: Istio's block_all is an Envoy direct
+// response 502 without a body; it is the mesh's block with or without a
+// server header (meshConfig proxyHeaders can drop or rename it). A 502 with
+// a body or with x-envoy-upstream-service-time came from an upstream.
+func TestHTTP502Classification(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		server   string
+		upstream string
+		body     string
+		want     Outcome
+		kind     string
+		evidence []string
+	}{
+		{"block_all with server: envoy", "envoy", "", "", BlockedByMesh, KindHTTPStatus, []string{"empty body", "content-length 0", "no x-envoy-upstream-service-time", "server: envoy"}},
+		{"block_all without server header", "", "", "", BlockedByMesh, KindHTTPStatus, []string{"empty body", "no server header"}},
+		{"block_all with a renamed server header", "istio-envoy", "", "", BlockedByMesh, KindHTTPStatus, []string{"server: istio-envoy"}},
+		{"upstream 502 through envoy", "envoy", "3", "", Unreachable, KindForeignAnswer, []string{"x-envoy-upstream-service-time 3"}},
+		{"502 with a body", "nginx", "", "Bad Gateway", Unreachable, KindForeignAnswer, []string{"11-byte body", "server: nginx"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tc.server != "" {
+					w.Header().Set("Server", tc.server)
+				}
+				if tc.upstream != "" {
+					w.Header().Set("X-Envoy-Upstream-Service-Time", tc.upstream)
+				}
+				if tc.body == "" {
+					w.Header().Set("Content-Length", "0")
+				}
+				w.WriteHeader(http.StatusBadGateway)
+				io.WriteString(w, tc.body)
+			}))
+			defer srv.Close()
+			h, p := hostPort(t, srv.Listener.Addr().String())
+			r := run(t, Request{Protocol: HTTP, Host: "example.com", Address: h, Port: p})
+			want(t, r, tc.want, tc.kind)
+			if r.Server != tc.server || r.HTTPStatus != 502 {
+				t.Errorf("evidence: status %d server %q", r.HTTPStatus, r.Server)
+			}
+			for _, e := range tc.evidence {
+				if !strings.Contains(r.Detail, e) {
+					t.Errorf("detail lacks %q: %s", e, r.Detail)
+				}
+			}
+		})
 	}
 }
 
