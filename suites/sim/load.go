@@ -45,6 +45,7 @@ func (o Object) ID() string { return fmt.Sprintf("%s %s/%s", o.Kind, o.Namespace
 // istioKinds are the Istio kinds meshconform simulates.
 var istioKinds = map[string]bool{
 	"ServiceEntry": true, "Sidecar": true, "Gateway": true, "VirtualService": true, "DestinationRule": true,
+	"WorkloadEntry": true,
 }
 
 // kubeKinds are Kubernetes kinds the simulation feeds to its fake registry.

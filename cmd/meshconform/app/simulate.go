@@ -1,8 +1,10 @@
 package app
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,6 +16,7 @@ import (
 	"github.com/meshconform/meshconform/suites/check"
 	"github.com/meshconform/meshconform/suites/expectations"
 	"github.com/meshconform/meshconform/suites/sim"
+	"github.com/meshconform/meshconform/suites/sim/fromcluster"
 )
 
 type simulateOptions struct {
@@ -23,6 +26,10 @@ type simulateOptions struct {
 	policy       string
 	expectations string
 	namespace    string
+	fromCluster  bool
+	kubeconfig   string
+	kubeContext  string
+	revision     string
 }
 
 func newSimulateCmd(g *globals) *cobra.Command {
@@ -40,10 +47,21 @@ CONFIG_PATHs (files or directories of ServiceEntry, Sidecar, Gateway,
 VirtualService, DestinationRule and Service YAML) are validated with Istio's
 own validation, then every expectation in the file is simulated.
 
-Masquerade expectations are evaluated as ip-masq-agent reads its ConfigMap.`,
+Masquerade expectations are evaluated as ip-masq-agent reads its ConfigMap.
+
+--from-cluster reads the deployed policy instead (get/list only, never a
+write): ServiceEntry, Sidecar, Gateway, VirtualService, DestinationRule,
+WorkloadEntry and Service in all namespaces, the mesh config of istiod
+(ConfigMap istio or istio-<rev>; --revision picks one of several control
+planes) and kube-system/ip-masq-agent. Files given with -f are added on top,
+replacing cluster objects of the same kind/namespace/name (a change under
+review); --mesh-config and an expectations file's masquerade.config win
+over the cluster's.`,
 		Example: `  meshconform simulate
   meshconform simulate --suite registry-only --negative-controls
-  meshconform simulate -f istio/ --expectations egress-expectations.yaml --outbound-traffic-policy REGISTRY_ONLY`,
+  meshconform simulate -f istio/ --expectations egress-expectations.yaml --outbound-traffic-policy REGISTRY_ONLY
+  meshconform simulate --from-cluster --context prod --expectations egress-expectations.yaml
+  meshconform simulate --from-cluster -f change/ --expectations egress-expectations.yaml`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.configs = append(o.configs, args...)
 			return o.run(cmd, g)
@@ -56,6 +74,10 @@ Masquerade expectations are evaluated as ip-masq-agent reads its ConfigMap.`,
 	fl.StringVar(&o.policy, "outbound-traffic-policy", "", "override outboundTrafficPolicy.mode: ALLOW_ANY or REGISTRY_ONLY")
 	fl.StringVar(&o.expectations, "expectations", "", "expectations file (apiVersion meshconform.dev/v1alpha1); without it the built-in suites run")
 	fl.StringVar(&o.namespace, "namespace", "default", "namespace for config objects that have none")
+	fl.BoolVar(&o.fromCluster, "from-cluster", false, "read the deployed config, mesh config and ip-masq-agent config from the cluster (read-only)")
+	fl.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig for --from-cluster (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
+	fl.StringVar(&o.kubeContext, "context", "", "kubeconfig context for --from-cluster (default: current-context)")
+	fl.StringVar(&o.revision, "revision", "", "istio.io/rev of the control plane whose mesh config --from-cluster uses, when several run")
 	return cmd
 }
 
@@ -63,7 +85,17 @@ func (o *simulateOptions) run(cmd *cobra.Command, g *globals) error {
 	start := time.Now()
 	r := reports.Report{Tool: Version, Driver: "simulation", IstioVersion: sim.IstioVersion(), Started: start}
 	fail := func(err error) error { return o.setupFailed(g, r, "input", err) }
-	mc, err := o.loadMesh()
+	if !o.fromCluster && (o.kubeconfig != "" || o.kubeContext != "" || o.revision != "") {
+		return fail(fmt.Errorf("--kubeconfig, --context and --revision only apply with --from-cluster: add --from-cluster"))
+	}
+	var snap *fromcluster.Snapshot
+	if o.fromCluster {
+		var err error
+		if snap, err = o.readCluster(cmd.Context(), g, start, &r); err != nil {
+			return o.setupFailed(g, r, "cluster", err)
+		}
+	}
+	mc, err := o.loadMesh(snap)
 	if err != nil {
 		return fail(err)
 	}
@@ -80,6 +112,13 @@ func (o *simulateOptions) run(cmd *cobra.Command, g *globals) error {
 	if len(o.configs) > 0 {
 		progress(g, start, "loaded %d objects from %v (validated with Istio's validation)", len(objs), o.configs)
 	}
+	if snap != nil {
+		var replaced []string
+		objs, replaced = fromcluster.Merge(snap.Objects, objs)
+		for _, id := range replaced {
+			progress(g, start, "%s: the file's version replaces the cluster's", id)
+		}
+	}
 	var all []check.Check
 	env := suites.SimEnv()
 	reportPolicy := "per check"
@@ -94,11 +133,24 @@ func (o *simulateOptions) run(cmd *cobra.Command, g *globals) error {
 		if policy == "" {
 			policy = check.OutboundPolicy(mc.GetOutboundTrafficPolicy().GetMode().String())
 		}
+		masqFromCluster := false
 		for _, c := range l.Checks {
 			if c.Masquerade == nil {
 				c.Policy = policy
+			} else if snap != nil && strings.TrimSpace(c.Masquerade.Config) == "" {
+				m := *c.Masquerade
+				m.Config = snap.IPMasqConfig
+				c.Masquerade = &m
+				masqFromCluster = true
 			}
 			all = append(all, c)
+		}
+		if masqFromCluster {
+			src := "no ConfigMap " + fromcluster.IPMasqNamespace + "/" + fromcluster.IPMasqName + ": the agent's defaults"
+			if snap.IPMasqFound {
+				src = "ConfigMap " + fromcluster.IPMasqNamespace + "/" + fromcluster.IPMasqName + " key " + fromcluster.IPMasqKey
+			}
+			progress(g, start, "masquerade expectations: ip-masq-agent config from the cluster (%s)", src)
 		}
 		reportPolicy = string(policy)
 		env.Namespace = o.namespace
@@ -142,7 +194,16 @@ func (o *simulateOptions) run(cmd *cobra.Command, g *globals) error {
 	return o.finish(g, r)
 }
 
-func (o *simulateOptions) loadMesh() (*meshconfig.MeshConfig, error) {
+func (o *simulateOptions) loadMesh(snap *fromcluster.Snapshot) (*meshconfig.MeshConfig, error) {
+	if o.meshConfig == "" && snap != nil && snap.MeshConfig != "" {
+		mc, err := mesh.ApplyMeshConfigDefaults(snap.MeshConfig)
+		if err != nil {
+			ns, name, _ := strings.Cut(snap.MeshConfigSource, "/")
+			return nil, &check.InputError{File: fromcluster.PseudoFile(snap.Context, "ConfigMap", ns, name), Object: "key mesh",
+				Problem: "invalid mesh config: " + err.Error(), Fix: "pass a corrected copy with --mesh-config (it wins over the cluster's)"}
+		}
+		return mc, nil
+	}
 	if o.meshConfig == "" {
 		return mesh.DefaultMeshConfig(), nil
 	}
@@ -156,4 +217,65 @@ func (o *simulateOptions) loadMesh() (*meshconfig.MeshConfig, error) {
 			Fix: "the file holds the content of the `mesh` key, e.g. `outboundTrafficPolicy: {mode: REGISTRY_ONLY}`"}
 	}
 	return mc, nil
+}
+
+// readCluster reads the deployed config (--from-cluster), prints what it
+// read and records it, with any Istio version mismatch, in the report.
+func (o *simulateOptions) readCluster(ctx context.Context, g *globals, start time.Time, r *reports.Report) (*fromcluster.Snapshot, error) {
+	snap, err := fromcluster.Read(ctx, fromcluster.WithKubeconfig(o.kubeconfig), fromcluster.WithContext(o.kubeContext),
+		fromcluster.WithRevision(o.revision))
+	if err != nil {
+		return nil, err
+	}
+	var counts []string
+	total := 0
+	for _, k := range fromcluster.Kinds {
+		counts = append(counts, fmt.Sprintf("%d %s", snap.Counts[k.Kind], k.Kind))
+		total += snap.Counts[k.Kind]
+	}
+	progress(g, start, "read %d objects from cluster %s in %s (validated with Istio's validation): %s",
+		total, snap.Context, snap.Elapsed.Round(time.Millisecond), strings.Join(counts, ", "))
+	props := map[string]string{
+		"cluster.context": snap.Context,
+		"cluster.objects": strings.Join(counts, ", "),
+	}
+	generator := fromcluster.Minor(strings.Fields(sim.IstioVersion())[0])
+	if cp := snap.ControlPlane; cp != nil {
+		version := cp.Version
+		if version == "" {
+			version = "unknown (image " + cp.Image + ")"
+		}
+		mcSrc := "none found: Istio's defaults"
+		if snap.MeshConfigSource != "" {
+			mcSrc = "ConfigMap " + snap.MeshConfigSource
+		}
+		if o.meshConfig != "" {
+			mcSrc = o.meshConfig + " (--mesh-config wins over the cluster's)"
+		}
+		progress(g, start, "control plane: istiod %s/%s, revision %s, Istio %s; mesh config: %s", cp.Namespace, cp.Name, cp.Revision, version, mcSrc)
+		props["cluster.istio.revision"] = cp.Revision
+		props["cluster.istio.version"] = version
+		props["cluster.meshConfig"] = mcSrc
+		switch m := fromcluster.Minor(cp.Version); {
+		case m == "":
+			msg := fmt.Sprintf("the cluster's Istio version is unknown; the verdicts come from Istio %s's generator", generator)
+			fmt.Fprintf(g.stderr, "warning: %s\n", msg)
+			props["cluster.istio.versionWarning"] = msg
+		case m != generator:
+			msg := fmt.Sprintf("the cluster runs Istio %s, the verdicts come from Istio %s's generator: behaviour that changed between them is not reflected", cp.Version, generator)
+			fmt.Fprintf(g.stderr, "warning: %s\n", msg)
+			props["cluster.istio.versionWarning"] = msg
+		}
+	} else {
+		msg := "no istiod found (no Deployment labelled app=istiod): Istio's default mesh config"
+		fmt.Fprintf(g.stderr, "warning: %s\n", msg)
+		props["cluster.istio.versionWarning"] = msg
+	}
+	if r.Properties == nil {
+		r.Properties = map[string]string{}
+	}
+	for k, v := range props {
+		r.Properties[k] = v
+	}
+	return snap, nil
 }
