@@ -23,6 +23,7 @@ import (
 	"github.com/meshconform/meshconform/suites/check"
 	"github.com/meshconform/meshconform/suites/live"
 	"github.com/meshconform/meshconform/suites/live/istiomesh"
+	"github.com/meshconform/meshconform/suites/pushed"
 )
 
 // Phase names, in order.
@@ -55,6 +56,10 @@ type Config struct {
 	InstallIstio bool
 	IstioHub     string
 	IstioTag     string
+	// LocalIstiod builds istiod from the pinned istio module into a local
+	// image (images.Istiod), loads it into the nodes and installs with it
+	// (overrides IstioHub/IstioTag; kind clusters only). See localistiod.go.
+	LocalIstiod bool
 	// MasqueradeChecks: masquerade checks are selected (ip-masq-agent's
 	// image is loaded into the nodes when it is a local image).
 	MasqueradeChecks bool
@@ -73,6 +78,7 @@ type Config struct {
 	ClusterTimeouts clusters.Timeouts
 	IstioTimeouts   istio.Timeouts
 	FixtureTimeouts fixtures.Timeouts
+	PushedTimeouts  pushed.Timeouts
 	// Printer receives progress (required).
 	Printer *Printer
 }
@@ -104,6 +110,12 @@ type Env struct {
 	Fixtures   *set.Set
 	AgentImage string
 	Driver     *live.Driver
+	// Istiod is the local istiod image (Config.LocalIstiod).
+	Istiod images.IstiodImage
+	// The pushed-config tier (pushed.go).
+	pushed      *pushed.Driver
+	pushedNote  string
+	webhookNote string
 
 	mu       sync.Mutex
 	phases   []PhaseTime
@@ -289,8 +301,18 @@ func (e *Env) setup(ctx context.Context) error {
 		p.Phase(PhaseFixtures, "%s in %.1fs", detail, time.Since(start).Seconds())
 		e.record(PhaseFixtures, start, detail)
 	})
+	var idErr error
+	if e.localIstiod() {
+		wg.Go(func() {
+			if idErr = e.buildIstiod(pctx); idErr != nil {
+				cancel()
+			}
+		})
+	}
 	wg.Wait()
 	switch {
+	case idErr != nil && !errors.Is(idErr, context.Canceled):
+		return fail(PhaseIstiodImage, idErr)
 	case clErr != nil && !(fxErr != nil && errors.Is(clErr, context.Canceled) && ctx.Err() == nil):
 		return fail(PhaseCluster, clErr)
 	case fxErr != nil:
@@ -312,6 +334,12 @@ func (e *Env) setup(ctx context.Context) error {
 		} else {
 			loaded += ", " + cfg.IPMasqAgentImage
 		}
+	}
+	if e.localIstiod() {
+		if err := cl.LoadImage(ctx, e.Istiod.Ref); err != nil {
+			return fail(PhaseLoad, err)
+		}
+		loaded += ", " + e.Istiod.Ref
 	}
 	p.Phase(PhaseLoad, "%s in %.1fs", loaded, time.Since(start).Seconds())
 	e.record(PhaseLoad, start, loaded)
@@ -350,6 +378,9 @@ func (e *Env) setup(ctx context.Context) error {
 		if cfg.IstioTag != "" {
 			opts = append(opts, istio.WithTag(cfg.IstioTag))
 		}
+		if e.localIstiod() {
+			opts = append(opts, istio.WithHub(e.Istiod.Hub), istio.WithTag(e.Istiod.Tag))
+		}
 		p.Phase(PhaseIstio, "installing Istio %s", orNone(cfg.IstioTag, istio.DefaultTag))
 		e.Mesh, e.MeshErr = istio.Install(ctx, cl, opts...)
 		switch {
@@ -365,6 +396,9 @@ func (e *Env) setup(ctx context.Context) error {
 	}
 	if cfg.InstallIstio {
 		e.record(PhaseIstio, start, errString(e.MeshErr, "ready"))
+	}
+	if e.localIstiod() && e.Mesh != nil {
+		e.recordIstiodReady(ctx, start)
 	}
 
 	// pods
@@ -426,6 +460,7 @@ func (e *Env) Properties() map[string]string {
 	if e.MeshErr != nil && e.cfg.InstallIstio {
 		m["istio.notReady"] = e.MeshErr.Error()
 	}
+	e.pushedProperties(m)
 	for _, ph := range e.Phases() {
 		m["phase."+ph.Name+".seconds"] = fmt.Sprintf("%.1f", ph.Elapsed.Seconds())
 	}
@@ -467,6 +502,9 @@ func (e *Env) Teardown(ctx context.Context) error {
 		return e.tearErr
 	}
 	p.Phase(PhaseTeardown, "cleaning up")
+	if err := e.closePushed(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	if e.Driver != nil {
 		if err := e.Driver.Close(ctx); err != nil {
 			errs = append(errs, err)
