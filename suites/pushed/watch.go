@@ -92,9 +92,17 @@ type Snapshot struct {
 }
 
 // Complete reports whether clusters, listeners and every route config the
-// listeners name have arrived.
+// listeners name have arrived, all from the same push: istiod sends CDS,
+// LDS, then RDS with the push's version, and between those responses the
+// snapshot is half old, half new. (A push of a kind that does not touch
+// routes, e.g. an AuthorizationPolicy alone, skips RDS: the snapshot is
+// then not complete until the next push that includes it.)
 func (s Snapshot) Complete() bool {
-	return s.Versions[v3.ClusterType] != "" && s.Versions[v3.ListenerType] != "" && len(s.Missing) == 0
+	cds, lds := s.Versions[v3.ClusterType], s.Versions[v3.ListenerType]
+	if cds == "" || cds != lds || len(s.Missing) > 0 {
+		return false
+	}
+	return len(s.Routes) == 0 || s.Versions[v3.RouteType] == lds
 }
 
 // HasCluster reports whether a cluster of that name was pushed.
