@@ -22,6 +22,7 @@ import (
 	"github.com/meshconform/meshconform/suites/check"
 	"github.com/meshconform/meshconform/suites/live"
 	"github.com/meshconform/meshconform/suites/live/istiomesh"
+	"github.com/meshconform/meshconform/suites/pushed"
 )
 
 // Phase names, in order.
@@ -57,6 +58,10 @@ type Config struct {
 	// NoPull: Istio's images are only taken from the host's Docker, never
 	// pulled (see clusters.PreloadImages).
 	NoPull bool
+	// LocalIstiod builds istiod from the pinned istio module into a local
+	// image (images.Istiod), loads it into the nodes and installs with it
+	// (overrides IstioHub/IstioTag; kind clusters only). See localistiod.go.
+	LocalIstiod bool
 	// MasqueradeChecks: masquerade checks are selected (ip-masq-agent's
 	// image is loaded into the nodes when it is a local image).
 	MasqueradeChecks bool
@@ -75,6 +80,7 @@ type Config struct {
 	ClusterTimeouts clusters.Timeouts
 	IstioTimeouts   istio.Timeouts
 	FixtureTimeouts fixtures.Timeouts
+	PushedTimeouts  pushed.Timeouts
 	// Printer receives progress (required).
 	Printer *Printer
 }
@@ -106,6 +112,12 @@ type Env struct {
 	Fixtures   *set.Set
 	AgentImage string
 	Driver     *live.Driver
+	// Istiod is the local istiod image (Config.LocalIstiod).
+	Istiod images.IstiodImage
+	// The pushed-config tier (pushed.go).
+	pushed      *pushed.Driver
+	pushedNote  string
+	webhookNote string
 
 	mu       sync.Mutex
 	phases   []PhaseTime
@@ -291,8 +303,18 @@ func (e *Env) setup(ctx context.Context) error {
 		p.Phase(PhaseFixtures, "%s in %.1fs", detail, time.Since(start).Seconds())
 		e.record(PhaseFixtures, start, detail)
 	})
+	var idErr error
+	if e.localIstiod() {
+		wg.Go(func() {
+			if idErr = e.buildIstiod(pctx); idErr != nil {
+				cancel()
+			}
+		})
+	}
 	wg.Wait()
 	switch {
+	case idErr != nil && !errors.Is(idErr, context.Canceled):
+		return fail(PhaseIstiodImage, idErr)
 	case clErr != nil && !(fxErr != nil && errors.Is(clErr, context.Canceled) && ctx.Err() == nil):
 		return fail(PhaseCluster, clErr)
 	case fxErr != nil:
@@ -318,6 +340,12 @@ func (e *Env) setup(ctx context.Context) error {
 		} else {
 			loaded += ", " + ref
 		}
+	}
+	if e.localIstiod() {
+		if err := cl.LoadImage(ctx, e.Istiod.Ref); err != nil {
+			return fail(PhaseLoad, err)
+		}
+		loaded += ", " + e.Istiod.Ref
 	}
 	p.Phase(PhaseLoad, "%s in %.1fs", loaded, time.Since(start).Seconds())
 	e.record(PhaseLoad, start, loaded)
@@ -356,6 +384,9 @@ func (e *Env) setup(ctx context.Context) error {
 		if cfg.IstioTag != "" {
 			opts = append(opts, istio.WithTag(cfg.IstioTag))
 		}
+		if e.localIstiod() {
+			opts = append(opts, istio.WithHub(e.Istiod.Hub), istio.WithTag(e.Istiod.Tag))
+		}
 		p.Phase(PhaseIstio, "installing Istio %s", orNone(cfg.IstioTag, istio.DefaultTag))
 		e.MeshErr = e.preloadIstio(ctx, cl)
 		if e.MeshErr == nil {
@@ -374,6 +405,9 @@ func (e *Env) setup(ctx context.Context) error {
 	}
 	if cfg.InstallIstio {
 		e.record(PhaseIstio, start, errString(e.MeshErr, "ready"))
+	}
+	if e.localIstiod() && e.Mesh != nil {
+		e.recordIstiodReady(ctx, start)
 	}
 
 	// pods
@@ -457,6 +491,7 @@ func (e *Env) Properties() map[string]string {
 	if e.Cluster != nil && e.Cluster.PodNetwork() != "" {
 		m["cluster.podNetwork"] = e.Cluster.PodNetwork()
 	}
+	e.pushedProperties(m)
 	for _, ph := range e.Phases() {
 		m["phase."+ph.Name+".seconds"] = fmt.Sprintf("%.1f", ph.Elapsed.Seconds())
 	}
@@ -498,6 +533,9 @@ func (e *Env) Teardown(ctx context.Context) error {
 		return e.tearErr
 	}
 	p.Phase(PhaseTeardown, "cleaning up")
+	if err := e.closePushed(ctx); err != nil {
+		errs = append(errs, err)
+	}
 	if e.Driver != nil {
 		if err := e.Driver.Close(ctx); err != nil {
 			errs = append(errs, err)

@@ -114,6 +114,12 @@ func TestJUnitFile(t *testing.T) {
 	if mode == "" {
 		mode = ExpectOffline
 	}
+	if b, err := os.ReadFile(path); err == nil {
+		var doc junit.Testsuites
+		if xml.Unmarshal(b, &doc) == nil {
+			t.Logf("observed: %s", TallyDoc(doc))
+		}
+	}
 	if err := VerifyJUnit(path, mode); err != nil {
 		t.Fatalf("%s does not have the %s shape:\n%v", path, mode, err)
 	}
@@ -140,5 +146,59 @@ func TestFrameworkSelect(t *testing.T) {
 	}
 	if got := names(FrameworkSelect(all, nil, nil, regexp.MustCompile("^[AB]$"), regexp.MustCompile("B"))); got != "A" {
 		t.Errorf("regexps: %s", got)
+	}
+}
+
+const notReadyProxy = "environment not ready: install istio: ingress gateway: pod istio-system/istio-ingressgateway-x container istio-proxy: image meshconform/proxyv2:0123456789ab cannot be pulled (ErrImagePull)"
+
+// localIstiodReport is the shape of a --local-istiod run: traffic tier not
+// ready naming proxyv2, every mesh check and its negative control passed on
+// the pushed config, masquerade passed.
+func localIstiodReport() reports.Report {
+	r := offlineReport()
+	for i := range r.Results[:4] {
+		r.Results[i].Message = notReadyProxy
+	}
+	for _, s := range Suites[:4] {
+		n := "A" + strings.ReplaceAll(s, "-", "")
+		r.Results = append(r.Results,
+			result(s+pushedSuffix, n, check.Passed, ""),
+			result(s+pushedSuffix, n+"/NegativeControl", check.Passed, "the broken check failed as it must"))
+	}
+	r.Properties["istio.localIstiod"] = "meshconform/pilot:0123456789ab"
+	r.Properties["phase.istiod-ready.seconds"] = "25.0"
+	r.Properties["istio.webhook"] = `admission webhook "validation.istio.io" denied the request: configuration is invalid: invalid host 192.0.2.7`
+	return r
+}
+
+func TestVerifyLocalIstiodShape(t *testing.T) {
+	if err := VerifyDoc(roundTrip(t, localIstiodReport()), ExpectLocalIstiod); err != nil {
+		t.Fatalf("the expected shape is rejected:\n%v", err)
+	}
+	if got := TallyDoc(roundTrip(t, localIstiodReport())).String(); got != "traffic tier: 3 passed, 4 error; pushed-config tier: 8 passed (of which 4 negative controls)" {
+		t.Errorf("tally %q", got)
+	}
+	last := func(r *reports.Report) *check.Result { return &r.Results[len(r.Results)-1] }
+	for name, mutate := range map[string]func(*reports.Report){
+		"a negative control did not fail": func(r *reports.Report) { last(r).Status, last(r).Message = check.Failed, "still passes" },
+		"a pushed check failed": func(r *reports.Report) {
+			r.Results[7].Status, r.Results[7].Message = check.Failed, "expected BlockedByMesh"
+		},
+		"a pushed check errored":         func(r *reports.Report) { r.Results[7].Status, r.Results[7].Message = check.Error, "timeout" },
+		"a negative control missing":     func(r *reports.Report) { r.Results = r.Results[:len(r.Results)-1] },
+		"a pushed suite missing":         func(r *reports.Report) { r.Results = r.Results[:len(r.Results)-2] },
+		"traffic reason without proxyv2": func(r *reports.Report) { r.Results[0].Message = notReady },
+		"a traffic mesh check passed":    func(r *reports.Report) { r.Results[0].Status, r.Results[0].Message = check.Passed, "" },
+		"no local istiod":                func(r *reports.Report) { delete(r.Properties, "istio.localIstiod") },
+		"webhook not shown":              func(r *reports.Report) { delete(r.Properties, "istio.webhook") },
+	} {
+		r := localIstiodReport()
+		mutate(&r)
+		if err := VerifyDoc(roundTrip(t, r), ExpectLocalIstiod); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if err := VerifyDoc(roundTrip(t, localIstiodReport()), ExpectOffline); err == nil {
+		t.Error("a report with pushed-config results accepted as offline")
 	}
 }

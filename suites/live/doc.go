@@ -25,8 +25,9 @@
 // the namespace, or in-process for sources outside the cluster. A meshed
 // observation that is not Allowed is repeated from the control pod: if that
 // fails too the target itself is down and the observation is Inconclusive
-// (the check errors). BlockedByMesh from a meshed pod carries Envoy's
-// evidence: the BlackHole counters that moved, read from the sidecar.
+// (the check errors). The mesh's own account of a verdict (the config
+// istiod pushed to the workload, judged by Istio's simulator) is the
+// pushed-config tier's, package pushed, reported apart.
 //
 // This package owns the driver, the probe pods and their exec, the
 // convergence logic and the return routes it adds to the echo container.

@@ -200,13 +200,11 @@ func (m *fakeMesh) current() string {
 	return m.policy
 }
 
-// fakeProber answers with a function of the pod and request; it counts
-// BlackHole hits of the meshed pod like Envoy would.
+// fakeProber answers with a function of the pod and request.
 type fakeProber struct {
-	mu      sync.Mutex
-	answer  func(pod string, q probe.Request) probe.Result
-	calls   []string
-	blocked int64
+	mu     sync.Mutex
+	answer func(pod string, q probe.Request) probe.Result
+	calls  []string
 }
 
 func (p *fakeProber) Probe(ctx context.Context, pod string, q probe.Request) (probe.Result, error) {
@@ -214,19 +212,10 @@ func (p *fakeProber) Probe(ctx context.Context, pod string, q probe.Request) (pr
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.calls = append(p.calls, fmt.Sprintf("%s %s %s:%d", pod, q.Protocol, q.Address, q.Port))
-	if pod == ClientPod && r.Outcome == probe.BlockedByMesh {
-		p.blocked++
-	}
 	if r.Protocol == "" {
 		r.Protocol = q.Protocol
 	}
 	return r, nil
-}
-
-func (p *fakeProber) BlackHoleStats(ctx context.Context, pod string) (map[string]int64, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return map[string]int64{"cluster.BlackHoleCluster.upstream_cx_total": p.blocked}, nil
 }
 
 func (p *fakeProber) count(prefix string) int {
@@ -408,8 +397,8 @@ func TestBlockedWithEvidenceAndControl(t *testing.T) {
 		t.Fatalf("%s: %s\n%s", r.Status, r.Message, r.Trace())
 	}
 	o := r.Observations[0]
-	if !strings.Contains(o.Evidence, "502") || !strings.Contains(o.Evidence, "cluster.BlackHoleCluster.upstream_cx_total") {
-		t.Errorf("evidence %q lacks the 502 and the BlackHole counter", o.Evidence)
+	if !strings.Contains(o.Evidence, "502") {
+		t.Errorf("evidence %q lacks the 502", o.Evidence)
 	}
 	if !slices.ContainsFunc(o.Trace, func(s string) bool { return strings.HasPrefix(s, "control (no sidecar): ") }) {
 		t.Errorf("no control probe in trace:\n%s", r.Trace())
@@ -765,18 +754,11 @@ func TestNewValidates(t *testing.T) {
 	}
 }
 
-func TestCoveringPrefixAndStats(t *testing.T) {
+func TestCoveringPrefix(t *testing.T) {
 	if got := coveringPrefix([]string{"10.244.0.0/24", "10.244.1.0/24"}); got != "10.244.0.0/23" {
 		t.Errorf("covering %s", got)
 	}
 	if got := coveringPrefix([]string{"10.244.3.0/24"}); got != "10.244.3.0/24" {
 		t.Errorf("covering %s", got)
-	}
-	s := parseStats("cluster.BlackHoleCluster.upstream_cx_total: 3\ncluster.BlackHoleCluster.upstream_cx_none_healthy: 3\nsome.histogram: P0(nan,0) P25(nan,0)\n")
-	if s["cluster.BlackHoleCluster.upstream_cx_total"] != 3 || len(s) != 2 {
-		t.Errorf("stats %v", s)
-	}
-	if d := statsDelta(map[string]int64{"a": 1}, map[string]int64{"a": 2, "b": 0}); d != "a 1->2" {
-		t.Errorf("delta %q", d)
 	}
 }

@@ -27,6 +27,7 @@ type runOptions struct {
 	istioHub    string
 	istioTag    string
 	noPull      bool
+	localIstiod bool
 	ipMasqImage string
 	mysqlImage  string
 	network     string
@@ -74,6 +75,7 @@ errored, setup or teardown failed, the run was interrupted, or bad input.`,
 	f.StringVar(&o.istioHub, "istio-hub", "", "Istio image hub (default docker.io/istio)")
 	f.StringVar(&o.istioTag, "istio-tag", "", "Istio image tag (default: the release of the pinned istio module)")
 	f.BoolVar(&o.noPull, "no-pull", false, "never pull Istio's images: use only what is in the host's Docker (they are loaded into the kind nodes)")
+	f.BoolVar(&o.localIstiod, "local-istiod", false, "build istiod from the pinned istio module into a local image and install with it (kind only; the gateway and sidecars still need proxyv2)")
 	f.StringVar(&o.ipMasqImage, "ip-masq-agent-image", "", "ip-masq-agent image (default $IP_MASQ_AGENT_IMAGE, else upstream's)")
 	f.StringVar(&o.mysqlImage, "mysql-image", "", "MySQL/MariaDB image of the database fixture (default $MYSQL_IMAGE, else mysql:8.4)")
 	f.StringVar(&o.network, "network", "", "Docker network of the fixtures: the kind nodes' network (default kind)")
@@ -108,7 +110,7 @@ func (o *runOptions) execute(ctx context.Context, g *globals) error {
 	cfg := e2e.Config{
 		ClusterName: o.name, NodeImage: o.nodeImage, KindConfig: o.kindConfig, Reuse: o.reuse, Retain: o.retain,
 		Kubeconfig: o.kubeconfig, Context: o.kubeContext,
-		InstallIstio: e2e.NeedsMesh(checks), IstioHub: o.istioHub, IstioTag: o.istioTag, NoPull: o.noPull,
+		InstallIstio: e2e.NeedsMesh(checks), IstioHub: o.istioHub, IstioTag: o.istioTag, NoPull: o.noPull, LocalIstiod: o.localIstiod,
 		MasqueradeChecks: e2e.HasMasquerade(checks), IPMasqAgentImage: o.ipMasqImage, MySQLImage: o.mysqlImage,
 		Network: o.network, Namespace: o.namespace, Printer: p,
 		LiveTimeouts: tos.Live, ClusterTimeouts: tos.Cluster, IstioTimeouts: tos.Istio, FixtureTimeouts: tos.Fixtures,
@@ -131,6 +133,9 @@ func (o *runOptions) execute(ctx context.Context, g *globals) error {
 		p.Phase(e2e.PhaseChecks, "%d passed, %d failed, %d errors, %d skipped in %.1fs",
 			c[check.Passed], c[check.Failed], c[check.Error], c[check.Skipped], time.Since(cstart).Seconds())
 		env.RecordPhase(e2e.PhaseChecks, cstart, fmt.Sprintf("%d checks", len(rep.Results)))
+		// The pushed-config tier: its own results, never mixed with the
+		// traffic results (suite "<suite> (pushed config)").
+		rep.Results = append(rep.Results, env.RunPushed(ctx, checks, func(r check.Result) { printResult(p, r) })...)
 	}
 	rep.IstioVersion = env.MeshVersion()
 	rep.Properties = env.Properties()
