@@ -170,18 +170,16 @@ func (d *Driver) Prepare(ctx context.Context, checks []check.Check) error {
 		return nil // built-in suites: each check has its own config, nothing to share
 	}
 	slices.Reverse(scs)
-	t0 := time.Now()
-	defer func() {
-		d.mu.Lock()
-		d.stats.PrepareTime += time.Since(t0)
-		d.mu.Unlock()
-	}()
 	for _, s := range scs {
 		cfg, err := d.Config(s, "")
 		if err != nil {
 			return err
 		}
+		t0 := time.Now()
 		cfg.Proxies(ctx, s.Sources)
+		d.mu.Lock()
+		d.stats.PrepareTime += time.Since(t0)
+		d.mu.Unlock()
 	}
 	return nil
 }
