@@ -34,8 +34,10 @@ type server struct {
 	// allocated maps a ServiceEntry host to the address Istio's IP
 	// auto-allocation controller gave it (see autoAllocate).
 	allocated map[string]string
-	stop      chan struct{}
-	done      chan error
+	// share says which sources get the same config (see sharing).
+	share sharing
+	stop  chan struct{}
+	done  chan error
 }
 
 // configKey identifies a (mesh config, base key, objects) triple. The
@@ -73,7 +75,7 @@ func startServer(key string, mc *meshconfig.MeshConfig, objs []Object) (*server,
 		}
 	}
 	allocated := autoAllocate(configs)
-	s := &server{key: key, allocated: allocated, sims: map[string]*proxyEntry{}, stop: make(chan struct{}), done: make(chan error, 1)}
+	s := &server{key: key, allocated: allocated, share: newSharing(mc, objs), sims: map[string]*proxyEntry{}, stop: make(chan struct{}), done: make(chan error, 1)}
 	ready := make(chan struct{})
 	go func() {
 		s.done <- test.Wrap(func(t test.Failer) {
@@ -109,10 +111,11 @@ func (s *server) close() {
 // (sidecar scope, service targets) is serialized.
 func (s *server) proxy(src check.Source) (p *Proxy, built bool) {
 	s.mu.Lock()
-	e, ok := s.sims[src.Key()]
+	k := s.share.key(src)
+	e, ok := s.sims[k]
 	if !ok {
 		e = &proxyEntry{ready: make(chan struct{})}
-		s.sims[src.Key()] = e
+		s.sims[k] = e
 	}
 	s.mu.Unlock()
 	if ok {
@@ -120,6 +123,12 @@ func (s *server) proxy(src check.Source) (p *Proxy, built bool) {
 		return e.p, false
 	}
 	defer close(e.ready)
+	e.p = s.generate(src)
+	return e.p, true
+}
+
+// generate runs istiod's generator for one source.
+func (s *server) generate(src check.Source) *Proxy {
 	mp := &model.Proxy{
 		Labels:          src.Labels,
 		ConfigNamespace: src.Namespace,
@@ -143,8 +152,7 @@ func (s *server) proxy(src check.Source) (p *Proxy, built bool) {
 	l := s.fake.Listeners(mp)
 	sim := &simulation.Simulation{Listeners: l, Clusters: s.fake.Clusters(mp)}
 	sim.Routes = s.fake.RoutesFromListeners(mp, l)
-	e.p = newProxy(src, sim)
-	return e.p, true
+	return newProxy(src, sim)
 }
 
 // proxyEntry is one source's config, ready once built.
