@@ -2,10 +2,13 @@ package sim
 
 import (
 	"net"
+	"sort"
 	"strconv"
+	"strings"
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"istio.io/istio/pilot/pkg/model"
 	"istio.io/istio/pilot/pkg/simulation"
 
@@ -25,6 +28,45 @@ type Proxy struct {
 	byAddr          map[string]*listener.Listener
 	virtualOutbound *listener.Listener
 	clusters        map[string]*cluster.Cluster
+	// vhosts indexes each route config's virtual hosts by exact domain;
+	// wild holds those with a '*' domain (order kept).
+	vhosts map[string]*vhostIndex
+}
+
+type vhostIndex struct {
+	rc    *route.RouteConfiguration
+	exact map[string][]int
+	wild  []int
+}
+
+// routesFor returns route configs holding only the virtual hosts that can
+// match host under the simulator's matchVirtualHost (exact domain,
+// host without port, or any domain with '*'), in their order: the same
+// virtual host wins as with all of them.
+func (p *Proxy) routesFor(host string) []*route.RouteConfiguration {
+	out := make([]*route.RouteConfiguration, 0, len(p.vhosts))
+	noPort := host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		noPort = h
+	}
+	for _, ix := range p.vhosts {
+		idx := append(append([]int(nil), ix.exact[host]...), ix.wild...)
+		if noPort != host {
+			idx = append(idx, ix.exact[noPort]...)
+		}
+		sort.Ints(idx)
+		vhs := make([]*route.VirtualHost, 0, len(idx))
+		last := -1
+		for _, i := range idx {
+			if i != last {
+				vhs = append(vhs, ix.rc.VirtualHosts[i])
+				last = i
+			}
+		}
+		out = append(out, &route.RouteConfiguration{Name: ix.rc.GetName(), VirtualHosts: vhs,
+			IgnorePortInHostMatching: ix.rc.GetIgnorePortInHostMatching()})
+	}
+	return out
 }
 
 func newProxy(src check.Source, sim *simulation.Simulation) *Proxy {
@@ -45,6 +87,27 @@ func newProxy(src check.Source, sim *simulation.Simulation) *Proxy {
 			p.clusters[c.GetName()] = c
 		}
 	}
+	p.vhosts = map[string]*vhostIndex{}
+	for _, rc := range sim.Routes {
+		if _, dup := p.vhosts[rc.GetName()]; dup {
+			p.vhosts = nil // the simulator would take the last: keep its own lookup
+			break
+		}
+		ix := &vhostIndex{rc: rc, exact: map[string][]int{}}
+		for i, vh := range rc.GetVirtualHosts() {
+			wild := false
+			for _, d := range vh.GetDomains() {
+				if strings.Contains(d, "*") {
+					wild = true
+				}
+				ix.exact[d] = append(ix.exact[d], i)
+			}
+			if wild {
+				ix.wild = append(ix.wild, i)
+			}
+		}
+		p.vhosts[rc.GetName()] = ix
+	}
 	return p
 }
 
@@ -63,7 +126,8 @@ func (p *Proxy) listenerFor(c simulation.Call) *listener.Listener {
 }
 
 // Run simulates one call with Istio's simulator. For outbound and gateway
-// calls the simulator is given only the listener it would have matched
+// calls the simulator is given only the listener it would have matched,
+// and for HTTP calls only the virtual hosts that can match the Host
 // (TestIndexedRunEqualsFullScan proves the verdicts equal); inbound calls
 // use the full config.
 func (p *Proxy) Run(c simulation.Call) simulation.Result {
@@ -75,7 +139,11 @@ func (p *Proxy) Run(c simulation.Call) simulation.Result {
 	if l != nil {
 		ls = []*listener.Listener{l}
 	}
-	one := simulation.Simulation{Listeners: ls, Clusters: p.sim.Clusters, Routes: p.sim.Routes}
+	routes := p.sim.Routes
+	if c.HostHeader != "" && p.vhosts != nil && len(c.Headers["Host"]) == 0 {
+		routes = p.routesFor(c.HostHeader)
+	}
+	one := simulation.Simulation{Listeners: ls, Clusters: p.sim.Clusters, Routes: routes}
 	return one.Run(c)
 }
 

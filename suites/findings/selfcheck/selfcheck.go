@@ -164,7 +164,8 @@ func runScenario(ctx context.Context, d *sim.Driver, sc sim.Scenario) ([]finding
 	}
 
 	// Sources: the checks' meshed sources, plus a sidecar without labels
-	// in each entry's namespace and in each namespace with a Sidecar.
+	// in the namespace of each entry no such source is exported to, and in
+	// each namespace with a Sidecar.
 	var sources []check.Source
 	haveNS := map[string]bool{}
 	for _, s := range sc.Sources {
@@ -180,8 +181,15 @@ func runScenario(ctx context.Context, d *sim.Driver, sc sim.Scenario) ([]finding
 			sources = append(sources, check.Source{Kind: check.MeshedPod, Namespace: ns})
 		}
 	}
+	base := len(sources)
 	for _, e := range entries {
-		addNS(e.obj.Namespace)
+		reached := false
+		for _, s := range sources[:base] {
+			reached = reached || e.exportedTo(s.Namespace)
+		}
+		if !reached {
+			addNS(e.obj.Namespace)
+		}
 	}
 	nsList := make([]string, 0, len(sidecarNS))
 	for ns := range sidecarNS {
