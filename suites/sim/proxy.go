@@ -31,6 +31,57 @@ type Proxy struct {
 	// vhosts indexes each route config's virtual hosts by exact domain;
 	// wild holds those with a '*' domain (order kept).
 	vhosts map[string]*vhostIndex
+	// sni indexes the filter chains of listeners with many of them by
+	// server name (see chainsFor).
+	sni map[*listener.Listener]*sniIndex
+}
+
+type sniIndex struct {
+	exact map[string][]int
+	other []int // chains without server names, with a wildcard, or with an earlier-step criterion
+}
+
+// chainsFor returns l with only the filter chains that can survive the
+// server-name step of Envoy's filter chain sieve for sni, in their order.
+// A chain is dropped only if it sets server names, none equal to sni and
+// none wildcarded, and sets no destination port or prefix ranges (the
+// sieve's earlier steps): such a chain never matches and never narrows an
+// earlier step, so the same chain wins.
+func (p *Proxy) chainsFor(l *listener.Listener, sni string) *listener.Listener {
+	ix := p.sni[l]
+	if ix == nil {
+		return l
+	}
+	idx := append(append([]int(nil), ix.exact[sni]...), ix.other...)
+	sort.Ints(idx)
+	fcs := make([]*listener.FilterChain, 0, len(idx))
+	for _, i := range idx {
+		fcs = append(fcs, l.FilterChains[i])
+	}
+	return &listener.Listener{Name: l.Name, Address: l.Address, FilterChains: fcs, DefaultFilterChain: l.DefaultFilterChain,
+		ListenerFilters: l.ListenerFilters, TrafficDirection: l.TrafficDirection}
+}
+
+func indexSNI(l *listener.Listener) *sniIndex {
+	ix := &sniIndex{exact: map[string][]int{}}
+	for i, fc := range l.GetFilterChains() {
+		m := fc.GetFilterChainMatch()
+		names := m.GetServerNames()
+		prunable := len(names) > 0 && m.GetDestinationPort() == nil && len(m.GetPrefixRanges()) == 0
+		for _, n := range names {
+			if strings.Contains(n, "*") {
+				prunable = false
+			}
+		}
+		if !prunable {
+			ix.other = append(ix.other, i)
+			continue
+		}
+		for _, n := range names {
+			ix.exact[n] = append(ix.exact[n], i)
+		}
+	}
+	return ix
 }
 
 type vhostIndex struct {
@@ -87,6 +138,12 @@ func newProxy(src check.Source, sim *simulation.Simulation) *Proxy {
 			p.clusters[c.GetName()] = c
 		}
 	}
+	p.sni = map[*listener.Listener]*sniIndex{}
+	for _, l := range sim.Listeners {
+		if len(l.GetFilterChains()) > 16 {
+			p.sni[l] = indexSNI(l)
+		}
+	}
 	p.vhosts = map[string]*vhostIndex{}
 	for _, rc := range sim.Routes {
 		if _, dup := p.vhosts[rc.GetName()]; dup {
@@ -127,7 +184,8 @@ func (p *Proxy) listenerFor(c simulation.Call) *listener.Listener {
 
 // Run simulates one call with Istio's simulator. For outbound and gateway
 // calls the simulator is given only the listener it would have matched,
-// and for HTTP calls only the virtual hosts that can match the Host
+// with only the filter chains that can match its SNI, and for HTTP calls
+// only the virtual hosts that can match the Host
 // (TestIndexedRunEqualsFullScan proves the verdicts equal); inbound calls
 // use the full config.
 func (p *Proxy) Run(c simulation.Call) simulation.Result {
@@ -137,6 +195,13 @@ func (p *Proxy) Run(c simulation.Call) simulation.Result {
 	l := p.listenerFor(c)
 	var ls []*listener.Listener
 	if l != nil {
+		sni := c.Sni
+		if sni == "" && c.TLS == simulation.TLS {
+			sni = c.HostHeader // the simulator's own default
+		}
+		if sni != "" {
+			l = p.chainsFor(l, sni)
+		}
 		ls = []*listener.Listener{l}
 	}
 	routes := p.sim.Routes
