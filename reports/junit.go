@@ -91,6 +91,9 @@ func JUnit(r Report) Testsuites {
 		ts.Time = fmt.Sprintf("%.3f", total)
 		doc.AddSuite(ts)
 	}
+	for _, ts := range findingSuites(r, props) {
+		doc.AddSuite(ts)
+	}
 	return doc
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/meshconform/meshconform/suites/check"
+	"github.com/meshconform/meshconform/suites/findings"
 )
 
 // Report is everything a run produced.
@@ -31,6 +32,13 @@ type Report struct {
 	// then carries one synthetic failed test case.
 	SetupPhase string
 	SetupError error
+	// Findings are analyzer messages and self-check findings, already
+	// suppressed; FindingSources names the sources that ran
+	// (findings.Analysis, findings.SelfCheck), each a JUnit testsuite.
+	Findings       []findings.Finding
+	FindingSources map[string]bool
+	// FailOn is the level from which a finding fails the run (exit 1).
+	FailOn findings.Level
 }
 
 // SetupFailed records that setup failed in phase.
@@ -60,12 +68,17 @@ func (r Report) properties() [][2]string {
 }
 
 // ExitCode is the process exit code the report implies: 2 for a failed
-// setup or an errored check, 1 for a failed check, else 0.
+// setup or an errored check, 1 for a failed check or a finding at or above
+// FailOn, else 0.
 func (r Report) ExitCode() int {
 	if r.SetupError != nil {
 		return 2
 	}
-	return check.ExitCode(r.Results)
+	code := check.ExitCode(r.Results)
+	if code == 0 && r.findingsFail() {
+		return 1
+	}
+	return code
 }
 
 // writeAtomic writes data to path through a temporary file and rename.

@@ -53,6 +53,7 @@ func Summary(r Report) string {
 			}
 		}
 	}
+	b.WriteString(FindingsSummary(r))
 	return b.String()
 }
 
@@ -92,6 +93,7 @@ func WriteDetails(w io.Writer, r Report, verbose bool) {
 		}
 		fmt.Fprint(w, res.Trace())
 	}
+	WriteFindings(w, r, verbose)
 }
 
 func indent(s string) string {

@@ -99,6 +99,10 @@ type Source struct {
 	Kind      SourceKind        `json:"kind,omitempty"`
 	Namespace string            `json:"namespace,omitempty"`
 	Labels    map[string]string `json:"labels,omitempty"`
+	// ProxyMetadata is the sidecar's proxy metadata as Istio's
+	// proxyMetadata / ISTIO_META_* environment sets it; the simulation
+	// honours ISTIO_META_DNS_CAPTURE and ISTIO_META_DNS_AUTO_ALLOCATE.
+	ProxyMetadata map[string]string `json:"proxyMetadata,omitempty"`
 }
 
 // Key identifies sources that share one generated proxy configuration.
@@ -112,6 +116,14 @@ func (s Source) Key() string {
 	b.WriteString(string(s.Kind) + "/" + s.Namespace)
 	for _, k := range keys {
 		b.WriteString("," + k + "=" + s.Labels[k])
+	}
+	meta := make([]string, 0, len(s.ProxyMetadata))
+	for k := range s.ProxyMetadata {
+		meta = append(meta, k)
+	}
+	sort.Strings(meta)
+	for _, k := range meta {
+		b.WriteString(";" + k + "=" + s.ProxyMetadata[k])
 	}
 	return b.String()
 }

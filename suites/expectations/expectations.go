@@ -75,7 +75,18 @@ type Source struct {
 	Labels    map[string]string `yaml:"labels"`
 	// Gateway: the call enters through the ingress gateway (istio: ingressgateway).
 	Gateway bool `yaml:"gateway"`
+	// ProxyMetadata is the source sidecar's proxy metadata, as the pod's
+	// ISTIO_META_* environment or proxy.istio.io/config proxyMetadata
+	// sets it. Honoured: ISTIO_META_DNS_CAPTURE ("true": the sidecar's DNS
+	// proxy answers for ServiceEntry hosts, with the addresses Istio's
+	// auto-allocation gives entries without `addresses`) and
+	// ISTIO_META_DNS_AUTO_ALLOCATE (the legacy per-proxy switch; Istio
+	// 1.31 auto-allocates in istiod by default).
+	ProxyMetadata map[string]string `yaml:"proxyMetadata"`
 }
+
+// ProxyMetadataKeys are the proxy metadata keys the simulation honours.
+var ProxyMetadataKeys = []string{"ISTIO_META_DNS_CAPTURE", "ISTIO_META_DNS_AUTO_ALLOCATE"}
 
 // Destination is where the call goes.
 type Destination struct {
@@ -245,6 +256,24 @@ func (e Expectation) check(file string, policy check.OutboundPolicy, hosts HostI
 	}
 	if src.Namespace == "" && src.Kind != check.Outside {
 		src.Namespace = "default"
+	}
+	if len(e.Source.ProxyMetadata) > 0 {
+		if e.Source.Gateway {
+			return bad("source.proxyMetadata is set on the gateway source", "proxyMetadata describes a sidecar: remove it or `gateway: true`")
+		}
+		for k, v := range e.Source.ProxyMetadata {
+			known := false
+			for _, kk := range ProxyMetadataKeys {
+				known = known || k == kk
+			}
+			if !known {
+				return bad(fmt.Sprintf("source.proxyMetadata key %s is not simulated", k), "use "+strings.Join(ProxyMetadataKeys, " or "))
+			}
+			if v != "true" && v != "false" {
+				return bad(fmt.Sprintf("source.proxyMetadata %s: %q is not \"true\" or \"false\"", k, v), "quote the value: "+k+": \"true\"")
+			}
+		}
+		src.ProxyMetadata = e.Source.ProxyMetadata
 	}
 	if d.Host != "" && !e.Unregistered && hosts != nil && !hosts.Declared(d.Host, src.Namespace) {
 		problem := fmt.Sprintf("destination.host %s is not declared by any ServiceEntry (hosts or addresses), Service, Gateway or VirtualService in the config", d.Host)

@@ -48,7 +48,7 @@ func call(src check.Source, d check.Destination) (simulation.Call, error) {
 }
 
 // classify names the outcome of a simulated call and explains it.
-func classify(sim *simulation.Simulation, r simulation.Result) (check.Outcome, []string, string) {
+func classify(p *Proxy, r simulation.Result) (check.Outcome, []string, string) {
 	var trace []string
 	add := func(label, v string) {
 		if v != "" {
@@ -90,10 +90,8 @@ func classify(sim *simulation.Simulation, r simulation.Result) (check.Outcome, [
 	case PassthroughCluster:
 		return check.Allowed, trace, "PassthroughCluster: forwarded to the original destination (ALLOW_ANY)"
 	}
-	for _, c := range sim.Clusters {
-		if c.GetName() == r.ClusterMatched {
-			return check.Allowed, trace, "forwarded through cluster " + r.ClusterMatched
-		}
+	if p.HasCluster(r.ClusterMatched) {
+		return check.Allowed, trace, "forwarded through cluster " + r.ClusterMatched
 	}
 	return check.BlockedByMesh, trace, fmt.Sprintf("cluster %s is not defined: Envoy answers 503 (no cluster)", r.ClusterMatched)
 }
@@ -110,4 +108,31 @@ func describeCall(c simulation.Call) string {
 	}
 	fmt.Fprintf(&b, " (%s)", c.CallMode)
 	return b.String()
+}
+
+// describeProxy names the proxy a source's calls go through.
+func describeProxy(src check.Source) string {
+	if src.Kind == check.Outside {
+		return "ingress gateway istio-system/istio-ingressgateway"
+	}
+	s := "sidecar " + src.String()
+	if DNSCapture(src) {
+		s += " (DNS capture)"
+	}
+	return s
+}
+
+// resolve applies the sidecar's DNS proxy: with DNS capture, a call to a
+// host without an explicit address goes to the address Istio's
+// auto-allocation gave the host, as the DNS proxy answers it. The second
+// result explains the resolution for the trace ("" when none applied).
+func (s *server) resolve(src check.Source, d check.Destination, c simulation.Call) (simulation.Call, string) {
+	if !DNSCapture(src) || d.Address != "" || d.Host == "" {
+		return c, ""
+	}
+	if a, ok := s.allocated[d.Host]; ok {
+		c.Address = a
+		return c, fmt.Sprintf("DNS proxy: %s resolves to %s (auto-allocated from %s)", d.Host, a, AutoAllocatePrefix)
+	}
+	return c, ""
 }

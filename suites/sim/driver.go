@@ -39,6 +39,9 @@ type Stats struct {
 	// routes) were generated, ProxyTime the time spent.
 	Proxies   int
 	ProxyTime time.Duration
+	// PrepareTime is the wall time Prepare spent generating proxy
+	// configs concurrently (included in ProxyTime, which sums per proxy).
+	PrepareTime time.Duration
 	// Calls is how many calls were simulated, CallTime the time spent.
 	Calls    int
 	CallTime time.Duration
@@ -279,9 +282,11 @@ func (d *Driver) observe(srv *server, step string, e check.Expectation) (o check
 		return o
 	}
 	t0 := time.Now()
-	sim, built := srv.simulation(e.From)
+	p, built := srv.proxy(e.From)
 	t1 := time.Now()
-	r := sim.Run(c)
+	var resolved string
+	c, resolved = srv.resolve(e.From, e.To, c)
+	r := p.Run(c)
 	t2 := time.Now()
 	d.mu.Lock()
 	if built {
@@ -291,14 +296,14 @@ func (d *Driver) observe(srv *server, step string, e check.Expectation) (o check
 	d.stats.Calls++
 	d.stats.CallTime += t2.Sub(t1)
 	d.mu.Unlock()
-	out, trace, why := classify(sim, r)
+	out, trace, why := classify(p, r)
 	o.Observed = out
 	o.Cluster = r.ClusterMatched
-	proxy := "sidecar " + e.From.String()
-	if e.From.Kind == check.Outside {
-		proxy = "ingress gateway istio-system/istio-ingressgateway"
+	head := []string{describeProxy(e.From) + ": " + describeCall(c)}
+	if resolved != "" {
+		head = append(head, resolved)
 	}
-	o.Trace = append([]string{proxy + ": " + describeCall(c)}, trace...)
+	o.Trace = append(head, trace...)
 	o.Evidence = why
 	if len(e.WantRows) > 0 || e.WantSQLError != 0 {
 		o.PathOnly = true

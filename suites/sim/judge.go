@@ -34,7 +34,8 @@ func Judge(s *simulation.Simulation, src check.Source, dst check.Destination, po
 	if p, ok := portMap[c.Port]; ok {
 		c.Port = p
 	}
-	r := s.Run(c)
-	out, trace, why := classify(s, r)
+	p := newProxy(src, s)
+	r := p.RunFullScan(c) // a pushed config: Istio's own scan, no index
+	out, trace, why := classify(p, r)
 	return Verdict{Call: describeCall(c), Outcome: out, Cluster: r.ClusterMatched, Trace: trace, Why: why}, nil
 }

@@ -37,6 +37,10 @@ type Object struct {
 	Kube runtime.Object
 	// Ignored: a kind the simulation does not need (Deployment, ...).
 	Ignored bool
+	// Doc is the object's own document (YAML or JSON) when File is not a
+	// file on disk (an object read from a cluster, see fromcluster):
+	// Istio's analyzers read it instead of File.
+	Doc []byte
 }
 
 // ID renders "Kind namespace/name".

@@ -15,6 +15,9 @@ import (
 	"github.com/meshconform/meshconform/suites"
 	"github.com/meshconform/meshconform/suites/check"
 	"github.com/meshconform/meshconform/suites/expectations"
+	"github.com/meshconform/meshconform/suites/findings"
+	"github.com/meshconform/meshconform/suites/findings/analysis"
+	"github.com/meshconform/meshconform/suites/findings/selfcheck"
 	"github.com/meshconform/meshconform/suites/sim"
 	"github.com/meshconform/meshconform/suites/sim/fromcluster"
 )
@@ -30,6 +33,10 @@ type simulateOptions struct {
 	kubeconfig   string
 	kubeContext  string
 	revision     string
+	analyze      bool
+	selfChecks   bool
+	failOn       string
+	suppress     []string
 }
 
 func newSimulateCmd(g *globals) *cobra.Command {
@@ -56,12 +63,21 @@ WorkloadEntry and Service in all namespaces, the mesh config of istiod
 planes) and kube-system/ip-masq-agent. Files given with -f are added on top,
 replacing cluster objects of the same kind/namespace/name (a change under
 review); --mesh-config and an expectations file's masquerade.config win
-over the cluster's.`,
+over the cluster's.
+
+Findings, without any expectation written for them: Istio's own analyzers
+(what istioctl analyze runs, codes IST0xxx) over the same objects and mesh
+config, and self-checks on the simulated config (codes MC0xxx): MC0001 an
+entry shadowed by an older one, MC0002 an entry capturing every address on
+its port, MC0003 a config Envoy would reject. --fail-on sets the level that
+fails the run (default error, as istioctl analyze); --suppress hides one
+code on matching objects, as istioctl analyze --suppress.`,
 		Example: `  meshconform simulate
   meshconform simulate --suite registry-only --negative-controls
   meshconform simulate -f istio/ --expectations egress-expectations.yaml --outbound-traffic-policy REGISTRY_ONLY
   meshconform simulate --from-cluster --context prod --expectations egress-expectations.yaml
-  meshconform simulate --from-cluster -f change/ --expectations egress-expectations.yaml`,
+  meshconform simulate --from-cluster -f change/ --expectations egress-expectations.yaml
+  meshconform simulate -f istio/ --expectations e.yaml --fail-on warning --suppress "MC0002=ServiceEntry ldap.identity"`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.configs = append(o.configs, args...)
 			return o.run(cmd, g)
@@ -78,6 +94,10 @@ over the cluster's.`,
 	fl.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig for --from-cluster (default: $KUBECONFIG, ~/.kube/config, in-cluster)")
 	fl.StringVar(&o.kubeContext, "context", "", "kubeconfig context for --from-cluster (default: current-context)")
 	fl.StringVar(&o.revision, "revision", "", "istio.io/rev of the control plane whose mesh config --from-cluster uses, when several run")
+	fl.BoolVar(&o.analyze, "analyze", true, "run Istio's config analyzers (istioctl analyze) over the config")
+	fl.BoolVar(&o.selfChecks, "self-checks", true, "run the simulation self-checks (MC0001 shadowed entry, MC0002 whole-port capture, MC0003 Envoy would reject)")
+	fl.StringVar(&o.failOn, "fail-on", "error", "findings at this level or above fail the run: error, warning, info or none")
+	fl.StringArrayVar(&o.suppress, "suppress", nil, "hide findings of a code on matching objects: CODE=Kind name.namespace ('*' matches any run), repeatable")
 	return cmd
 }
 
@@ -98,6 +118,17 @@ func (o *simulateOptions) run(cmd *cobra.Command, g *globals) error {
 	mc, err := o.loadMesh(snap)
 	if err != nil {
 		return fail(err)
+	}
+	if r.FailOn, err = findings.ParseFailOn(o.failOn); err != nil {
+		return fail(fmt.Errorf("--fail-on: %w", err))
+	}
+	var sups []findings.Suppression
+	for _, s := range o.suppress {
+		sup, err := findings.ParseSuppression(s)
+		if err != nil {
+			return fail(fmt.Errorf("--suppress: %w", err))
+		}
+		sups = append(sups, sup)
 	}
 	var policy check.OutboundPolicy
 	if o.policy != "" {
@@ -179,6 +210,9 @@ func (o *simulateOptions) run(cmd *cobra.Command, g *globals) error {
 	if g.verbose {
 		progress(g, start, "simulating %d checks", len(sel))
 	}
+	if err := d.Prepare(cmd.Context(), sel); err != nil {
+		return fail(err)
+	}
 	r.Results = check.RunAll(cmd.Context(), d, sel, check.RunOptions{
 		NegativeControls: o.negativeControls,
 		OnResult: func(res check.Result) {
@@ -188,10 +222,102 @@ func (o *simulateOptions) run(cmd *cobra.Command, g *globals) error {
 		},
 	})
 	st := d.Stats()
-	progress(g, start, "simulated %d checks: %d configs generated in %s, %d proxy configs in %s, %d calls in %s",
+	progress(g, start, "simulated %d checks: %d configs generated in %s, %d proxy configs in %s (%s wall, concurrent), %d calls in %s",
 		len(r.Results), st.Builds, st.BuildTime.Round(time.Millisecond), st.Proxies, st.ProxyTime.Round(time.Millisecond),
-		st.Calls, st.CallTime.Round(time.Millisecond))
+		st.PrepareTime.Round(time.Millisecond), st.Calls, st.CallTime.Round(time.Millisecond))
+	if err := o.findings(cmd, g, start, &r, d, mc, objs, sel, sups); err != nil {
+		return fail(err)
+	}
 	return o.finish(g, r)
+}
+
+// findings runs Istio's analyzers and the self-checks as asked and puts
+// their (suppressed) findings into the report.
+func (o *simulateOptions) findings(cmd *cobra.Command, g *globals, start time.Time, r *reports.Report, d *sim.Driver,
+	mc *meshconfig.MeshConfig, objs []sim.Object, sel []check.Check, sups []findings.Suppression,
+) error {
+	r.FindingSources = map[string]bool{}
+	var all []findings.Finding
+	if o.selfChecks {
+		t0 := time.Now()
+		scs, err := d.Scenarios(sel)
+		if err != nil {
+			return err
+		}
+		fs, err := selfcheck.Run(cmd.Context(), d, scs)
+		if err != nil {
+			return err
+		}
+		r.FindingSources[findings.SelfCheck] = true
+		all = append(all, fs...)
+		progress(g, start, "self-checks: %d configs, %d findings in %s", len(scs), len(fs), time.Since(t0).Round(time.Millisecond))
+	}
+	if o.analyze {
+		t0 := time.Now()
+		fs, n, err := analyzeInputs(objs, sel, d, mc, sups, o.namespace)
+		if err != nil {
+			return err
+		}
+		r.FindingSources[findings.Analysis] = true
+		all = append(all, fs...)
+		progress(g, start, "Istio's analyzers: %d configs, %d messages in %s", n, len(fs), time.Since(t0).Round(time.Millisecond))
+	}
+	r.Findings = findings.Suppress(all, sups)
+	return nil
+}
+
+// analyzeInputs runs Istio's analyzers over the -f files, and, for
+// built-in checks, over each check's own manifests with them (one
+// analysis per check: checks' manifests are separate configs). Messages
+// are deduplicated. n is how many analyses ran.
+func analyzeInputs(objs []sim.Object, sel []check.Check, d *sim.Driver, mc *meshconfig.MeshConfig, sups []findings.Suppression, ns string) ([]findings.Finding, int, error) {
+	var base []analysis.Document
+	seenFile := map[string]bool{}
+	for _, ob := range objs {
+		if seenFile[ob.File] {
+			continue
+		}
+		seenFile[ob.File] = true
+		data := ob.Doc // an object read from the cluster has no file
+		if data == nil {
+			var err error
+			if data, err = os.ReadFile(ob.File); err != nil {
+				return nil, 0, &check.InputError{File: ob.File, Problem: "cannot read: " + err.Error()}
+			}
+		}
+		base = append(base, analysis.Document{Name: ob.File, Data: data})
+	}
+	sets, err := d.Manifests(sel)
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(sets) == 0 {
+		sets = [][]sim.Manifest{nil}
+	}
+	var out []findings.Finding
+	seen := map[string]bool{}
+	n := 0
+	for _, set := range sets {
+		docs := append([]analysis.Document(nil), base...)
+		for _, m := range set {
+			docs = append(docs, analysis.Document{Name: m.File, Data: []byte(m.Text)})
+		}
+		if len(docs) == 0 {
+			continue
+		}
+		n++
+		fs, err := analysis.Run(docs, analysis.WithMeshConfig(mc), analysis.WithSuppressions(sups), analysis.WithDefaultNamespace(ns))
+		if err != nil {
+			return nil, n, err
+		}
+		for _, f := range fs {
+			if k := f.String(); !seen[k] {
+				seen[k] = true
+				out = append(out, f)
+			}
+		}
+	}
+	return out, n, nil
 }
 
 func (o *simulateOptions) loadMesh(snap *fromcluster.Snapshot) (*meshconfig.MeshConfig, error) {

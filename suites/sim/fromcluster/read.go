@@ -342,7 +342,11 @@ func Decode(ctxName string, u *unstructured.Unstructured) ([]sim.Object, error) 
 	if err != nil {
 		return nil, fmt.Errorf("encode %s %s/%s: %w", obj.GetKind(), obj.GetNamespace(), obj.GetName(), err)
 	}
-	return sim.ParseYAML(PseudoFile(ctxName, obj.GetKind(), obj.GetNamespace(), obj.GetName()), js, obj.GetNamespace())
+	objs, err := sim.ParseYAML(PseudoFile(ctxName, obj.GetKind(), obj.GetNamespace(), obj.GetName()), js, obj.GetNamespace())
+	for i := range objs {
+		objs[i].Doc = js
+	}
+	return objs, err
 }
 
 // readControlPlane finds istiod and its mesh config.
