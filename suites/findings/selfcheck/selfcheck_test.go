@@ -2,6 +2,8 @@ package selfcheck_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -13,16 +15,28 @@ import (
 	"github.com/meshconform/meshconform/suites/sim"
 )
 
-// runCase loads testdata/NAME.yaml with NAME-expect.yaml, runs the
+// sharedCases holds the project's one copy of ../shared/cases (see its
+// README); testdata/ here holds only what is this package's own.
+const sharedCases = "../../sim/testdata/cases"
+
+// caseFile is testdata/name when this package has it, else the shared copy.
+func caseFile(name string) string {
+	if _, err := os.Stat(filepath.Join("testdata", name)); err == nil {
+		return filepath.Join("testdata", name)
+	}
+	return filepath.Join(sharedCases, name)
+}
+
+// runCase loads NAME.yaml with NAME-expect.yaml, runs the
 // expectations (they must pass: the verdicts are the case's) and then the
 // self-checks.
 func runCase(t *testing.T, config, expect string) []findings.Finding {
 	t.Helper()
-	objs, err := sim.LoadPaths([]string{"testdata/" + config + ".yaml"}, "default")
+	objs, err := sim.LoadPaths([]string{caseFile(config + ".yaml")}, "default")
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := expectations.Load("testdata/"+expect+"-expect.yaml", sim.IndexHosts(objs))
+	l, err := expectations.Load(caseFile(expect+"-expect.yaml"), sim.IndexHosts(objs))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -276,14 +276,14 @@ func TestSameVerdictsFromClusterAndFiles(t *testing.T) {
 	})
 
 	t.Run("Cases", func(t *testing.T) {
-		names, _ := filepath.Glob("testdata/cases/*-expect.yaml")
+		names, _ := filepath.Glob("../testdata/cases/*-expect.yaml")
 		if len(names) < 5 {
-			t.Fatalf("testdata/cases holds %d cases, want the 5 of ../shared/cases", len(names))
+			t.Fatalf("../testdata/cases holds %d cases, want the 5 of ../shared/cases", len(names))
 		}
 		for _, exp := range names {
 			name := strings.TrimSuffix(filepath.Base(exp), "-expect.yaml")
 			t.Run(name, func(t *testing.T) {
-				path := filepath.Join("testdata/cases", name+".yaml")
+				path := filepath.Join("../testdata/cases", name+".yaml")
 				text, err := os.ReadFile(path)
 				if err != nil {
 					t.Fatal(err)
