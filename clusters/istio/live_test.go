@@ -6,7 +6,6 @@ package istio
 // Needs Docker and KIND_NODE_IMAGE; skips otherwise (fails under CI=true).
 
 import (
-	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -15,11 +14,10 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
-	"fmt"
+	"github.com/meshconform/meshconform/internal/livetest"
 	"log/slog"
 	"math/big"
 	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -29,27 +27,7 @@ import (
 	"github.com/meshconform/meshconform/clusters"
 )
 
-func needLive(t *testing.T) {
-	t.Helper()
-	reason := ""
-	switch {
-	case testing.Short():
-		reason = "-short"
-	case os.Getenv("KIND_NODE_IMAGE") == "":
-		reason = `KIND_NODE_IMAGE is not set: eval "$(../shared/testenv/env)"`
-	default:
-		if out, err := exec.Command("docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput(); err != nil {
-			reason = fmt.Sprintf("Docker is not available: %v: %s", err, bytes.TrimSpace(out))
-		}
-	}
-	if reason == "" {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("live test needs Docker and a kind node image: %s", reason)
-	}
-	t.Skip(reason)
-}
+func needLive(t *testing.T) { t.Helper(); livetest.Need(t) }
 
 func logger() *slog.Logger {
 	level := slog.LevelInfo

@@ -9,15 +9,14 @@ package fromcluster_test
 // them it skips, except under CI=true where it fails.
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"github.com/meshconform/meshconform/internal/livetest"
 	"io/fs"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -50,27 +49,7 @@ const readerRole = "../../../clusters/manifests/meshconform-reader.yaml"
 // side gets the same text (as --mesh-config would give it).
 const meshText = "outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n"
 
-func needLive(t *testing.T) {
-	t.Helper()
-	reason := ""
-	switch {
-	case testing.Short():
-		reason = "-short"
-	case os.Getenv("KIND_NODE_IMAGE") == "":
-		reason = `KIND_NODE_IMAGE is not set: eval "$(../shared/testenv/env)"`
-	default:
-		if out, err := exec.Command("docker", "info", "--format", "{{.ServerVersion}}").CombinedOutput(); err != nil {
-			reason = fmt.Sprintf("Docker is not available: %v: %s", err, bytes.TrimSpace(out))
-		}
-	}
-	if reason == "" {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("live test needs Docker and a kind node image: %s", reason)
-	}
-	t.Skip(reason)
-}
+func needLive(t *testing.T) { t.Helper(); livetest.Need(t) }
 
 // liveEnv is one kind cluster with Istio's CRDs, a fake istiod (a
 // Deployment scaled to zero, so no image), its mesh ConfigMap and
