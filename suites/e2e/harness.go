@@ -388,7 +388,12 @@ func (e *Env) setup(ctx context.Context) error {
 			opts = append(opts, istio.WithHub(e.Istiod.Hub), istio.WithTag(e.Istiod.Tag))
 		}
 		p.Phase(PhaseIstio, "installing Istio %s", orNone(cfg.IstioTag, istio.DefaultTag))
-		e.MeshErr = e.preloadIstio(ctx, cl)
+		if !e.localIstiod() {
+			e.MeshErr = e.preloadIstio(ctx, cl)
+		}
+		// With a local istiod its image was built and loaded by
+		// PhaseIstiodImage; proxyv2 has no local build, so the install goes
+		// on and the gateway and sidecars are reported not ready, naming it.
 		if e.MeshErr == nil {
 			e.Mesh, e.MeshErr = istio.Install(ctx, cl, opts...)
 		}
