@@ -7,7 +7,8 @@
 # machines without a registry): KIND_NODE_IMAGE, MYSQL_IMAGE,
 # IP_MASQ_AGENT_IMAGE; ISTIO_HUB / ISTIO_TAG override Istio's images;
 # MESHCONFORM_NO_PULL=1 never pulls (only what the host's Docker has).
-# MESHCONFORM_LOCAL_ISTIOD=1 builds istiod from the pinned module (--local-istiod).
+# MESHCONFORM_LOCAL_ISTIOD=1 builds istiod from the pinned module (--local-istiod);
+# MESHCONFORM_NEGATIVE_CONTROLS=1 also runs every negative control (--negative-controls).
 # Extra arguments go to `meshconform run` (e.g. hack/e2e.sh --suite masquerade -v).
 # The exit code is meshconform's (0 passed, 1 a check failed, 2 an error), also
 # written to reports/exit-code for hack/e2e-verify.sh.
@@ -31,6 +32,7 @@ args=(run --junit "$REPORTS/junit.xml" --summary "$REPORTS/summary.md")
 [[ -n "${ISTIO_TAG:-}" ]] && args+=(--istio-tag "$ISTIO_TAG")
 [[ -n "${MESHCONFORM_NO_PULL:-}" ]] && args+=(--no-pull)   # use only images already in the host's Docker
 [[ "${MESHCONFORM_LOCAL_ISTIOD:-}" == 1 ]] && args+=(--local-istiod)
+[[ "${MESHCONFORM_NEGATIVE_CONTROLS:-}" == 1 ]] && args+=(--negative-controls)   # each check's control must fail too
 
 rc=0
 bin/meshconform "${args[@]}" "$@" || rc=$?
