@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-const cases = "../../../suites/findings/selfcheck/testdata/"
+const cases = "../../../suites/sim/testdata/cases/"
 
 func simulateCase(t *testing.T, name string, extra ...string) (int, string, string, string) {
 	t.Helper()
