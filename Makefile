@@ -14,7 +14,7 @@ test: ## gofmt, go vet and every test (Docker/kind tests use ../shared/testenv w
 e2e: ## kind + Istio + fixtures + the five suites live; writes reports/junit.xml and reports/summary.md
 	hack/e2e.sh
 
-e2e-verify: ## after make e2e: assert the report (EXPECT=offline: masquerade passed, mesh checks not ready) and that nothing is left
+e2e-verify: ## after make e2e: assert the report's shape (EXPECT=offline|local-istiod|masquerade|all-pass; local-istiod when MESHCONFORM_LOCAL_ISTIOD=1) and that nothing is left
 	hack/e2e-verify.sh
 
 simulate: ## the five suites against Istio's config generator, no cluster; writes reports/
