@@ -24,14 +24,21 @@ type checkFlags struct {
 }
 
 func (f *checkFlags) register(cmd *cobra.Command, defaultJUnit, defaultSummary string) {
+	f.registerSelection(cmd)
+	fl := cmd.Flags()
+	fl.BoolVar(&f.negativeControls, "negative-controls", false, "also run each check's negative control, which must fail")
+	fl.StringVar(&f.junit, "junit", defaultJUnit, "write a JUnit XML report to this file (\"\" to skip)")
+	fl.StringVar(&f.summary, "summary", defaultSummary, "write a Markdown summary to this file (\"\" to skip), e.g. $GITHUB_STEP_SUMMARY")
+}
+
+// registerSelection registers only the flags that select checks (for
+// commands that list checks rather than run them).
+func (f *checkFlags) registerSelection(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringSliceVar(&f.suites, "suite", nil, "run only these suites (repeatable or comma-separated)")
 	fl.StringVar(&f.run, "run", "", "run only checks whose name matches this regular expression")
 	fl.StringVar(&f.labels, "labels", "", "run only checks with all these labels (k=v,k2=v2; every check has suite=<name>)")
 	fl.StringVar(&f.skipLabels, "skip-labels", "", "skip checks with any of these labels (k=v,...)")
-	fl.BoolVar(&f.negativeControls, "negative-controls", false, "also run each check's negative control, which must fail")
-	fl.StringVar(&f.junit, "junit", defaultJUnit, "write a JUnit XML report to this file (\"\" to skip)")
-	fl.StringVar(&f.summary, "summary", defaultSummary, "write a Markdown summary to this file (\"\" to skip), e.g. $GITHUB_STEP_SUMMARY")
 }
 
 // filter parses the selection flags.
