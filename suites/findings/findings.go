@@ -166,6 +166,26 @@ next:
 	return out
 }
 
+// Unused returns the suppressions that match none of fs, in their given
+// order, each as the user wrote it ("CODE=Kind name.namespace"): a typo in a
+// suppression would otherwise pass silently.
+func Unused(fs []Finding, sups []Suppression) []string {
+	var out []string
+	for _, s := range sups {
+		used := false
+		for _, f := range fs {
+			if s.Matches(f) {
+				used = true
+				break
+			}
+		}
+		if !used {
+			out = append(out, s.Code+"="+s.Object)
+		}
+	}
+	return out
+}
+
 // Fails reports whether f fails a run with threshold failOn.
 func Fails(f Finding, failOn Level) bool { return f.Level.AtLeast(failOn) }
 

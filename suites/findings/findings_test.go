@@ -42,3 +42,19 @@ func TestFailOn(t *testing.T) {
 		t.Error("unknown level accepted")
 	}
 }
+
+func TestUnusedSuppressionsAreNamed(t *testing.T) {
+	fs := []Finding{{Code: "MC0002", Kind: "ServiceEntry", ObjectName: "ldap", Namespace: "identity"}}
+	var sups []Suppression
+	for _, s := range []string{"MC0002=ServiceEntry ldap.identity", "MC0002=ServiceEntry ldpa.identity", "IST0134=ServiceEntry *"} {
+		sup, err := ParseSuppression(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sups = append(sups, sup)
+	}
+	got := Unused(fs, sups)
+	if len(got) != 2 || got[0] != "MC0002=ServiceEntry ldpa.identity" || got[1] != "IST0134=ServiceEntry *" {
+		t.Errorf("Unused = %q, want the typo and the code with no finding", got)
+	}
+}

@@ -35,8 +35,13 @@ func TestSimulateFindingsShadowed(t *testing.T) {
 			t.Errorf("JUnit lacks %q:\n%s", want, junit)
 		}
 	}
-	if code, out, _, _ := simulateCase(t, "shadowed-tcp", "--suppress", "MC0001=ServiceEntry reports-db.*"); code != 0 || strings.Contains(out, "[MC0001]") {
-		t.Errorf("suppressed: exit %d\n%s", code, out)
+	if code, out, errs, _ := simulateCase(t, "shadowed-tcp", "--suppress", "MC0001=ServiceEntry reports-db.*", "--suppress", "IST0134=ServiceEntry *"); code != 0 || strings.Contains(out, "[MC0001]") || strings.Contains(out, "[IST0134]") || strings.Contains(errs, "matched no finding") {
+		t.Errorf("suppressed (a self-check and an analyzer message): exit %d\n%s\n%s", code, out, errs)
+	}
+	// A typo in a suppression is said, and hides nothing.
+	if code, out, errs, _ := simulateCase(t, "shadowed-tcp", "--suppress", "MC0001=ServiceEntry reprots-db.*"); code != 1 || !strings.Contains(out, "[MC0001]") ||
+		!strings.Contains(errs, `warning: --suppress "MC0001=ServiceEntry reprots-db.*" matched no finding`) {
+		t.Errorf("typo: exit %d\n%s\n%s", code, out, errs)
 	}
 	if code, _, _, _ := simulateCase(t, "shadowed-tcp", "--fail-on", "none"); code != 0 {
 		t.Errorf("--fail-on none: exit %d", code)

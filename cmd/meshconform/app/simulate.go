@@ -254,7 +254,7 @@ func (o *simulateOptions) findings(cmd *cobra.Command, g *globals, start time.Ti
 	}
 	if o.analyze {
 		t0 := time.Now()
-		fs, n, err := analyzeInputs(objs, sel, d, mc, sups, o.namespace)
+		fs, n, err := analyzeInputs(objs, sel, d, mc, o.namespace)
 		if err != nil {
 			return err
 		}
@@ -263,6 +263,9 @@ func (o *simulateOptions) findings(cmd *cobra.Command, g *globals, start time.Ti
 		progress(g, start, "Istio's analyzers: %d configs, %d messages in %s", n, len(fs), time.Since(t0).Round(time.Millisecond))
 	}
 	r.Findings = findings.Suppress(all, sups)
+	for _, s := range findings.Unused(all, sups) {
+		fmt.Fprintf(g.stderr, "warning: --suppress %q matched no finding (codes are MC0001-MC0003 and Istio's IST codes; objects are \"Kind name.namespace\" as findings print them)\n", s)
+	}
 	return nil
 }
 
@@ -270,7 +273,7 @@ func (o *simulateOptions) findings(cmd *cobra.Command, g *globals, start time.Ti
 // built-in checks, over each check's own manifests with them (one
 // analysis per check: checks' manifests are separate configs). Messages
 // are deduplicated. n is how many analyses ran.
-func analyzeInputs(objs []sim.Object, sel []check.Check, d *sim.Driver, mc *meshconfig.MeshConfig, sups []findings.Suppression, ns string) ([]findings.Finding, int, error) {
+func analyzeInputs(objs []sim.Object, sel []check.Check, d *sim.Driver, mc *meshconfig.MeshConfig, ns string) ([]findings.Finding, int, error) {
 	var base []analysis.Document
 	seenFile := map[string]bool{}
 	for _, ob := range objs {
@@ -306,7 +309,7 @@ func analyzeInputs(objs []sim.Object, sel []check.Check, d *sim.Driver, mc *mesh
 			continue
 		}
 		n++
-		fs, err := analysis.Run(docs, analysis.WithMeshConfig(mc), analysis.WithSuppressions(sups), analysis.WithDefaultNamespace(ns))
+		fs, err := analysis.Run(docs, analysis.WithMeshConfig(mc), analysis.WithDefaultNamespace(ns))
 		if err != nil {
 			return nil, n, err
 		}
