@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 	meshconfig "istio.io/api/mesh/v1alpha1"
 	"istio.io/istio/pkg/config/mesh"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 
 	"github.com/meshconform/meshconform/reports"
 	"github.com/meshconform/meshconform/suites"
@@ -354,7 +356,7 @@ func (o *simulateOptions) readCluster(ctx context.Context, g *globals, start tim
 	snap, err := fromcluster.Read(ctx, fromcluster.WithKubeconfig(o.kubeconfig), fromcluster.WithContext(o.kubeContext),
 		fromcluster.WithRevision(o.revision))
 	if err != nil {
-		return nil, err
+		return nil, withFix(err, fromClusterFix(err))
 	}
 	var counts []string
 	total := 0
@@ -407,4 +409,40 @@ func (o *simulateOptions) readCluster(ctx context.Context, g *globals, start tim
 		r.Properties[k] = v
 	}
 	return snap, nil
+}
+
+// fixedError is an error with the fix printed under it, as InputError does.
+type fixedError struct {
+	err error
+	fix string
+}
+
+func (e *fixedError) Error() string { return e.err.Error() + "\n  fix: " + e.fix }
+func (e *fixedError) Unwrap() error { return e.err }
+
+func withFix(err error, fix string) error {
+	if fix == "" {
+		return err
+	}
+	return &fixedError{err: err, fix: fix}
+}
+
+// fromClusterFix says what to do about a failed --from-cluster read: the
+// kubeconfig, the permissions (the shipped ClusterRole), the API server's
+// reachability, or the istiod revision.
+func fromClusterFix(err error) string {
+	msg := err.Error()
+	switch {
+	case apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err):
+		return "bind the read-only ClusterRole clusters/manifests/meshconform-reader.yaml to the identity of this kubeconfig " +
+			"(kubectl apply -f it, then kubectl create clusterrolebinding meshconform-reader --clusterrole meshconform-reader --user <you>)"
+	case strings.Contains(msg, "load kubeconfig"):
+		return "pass --kubeconfig FILE and --context NAME of the cluster to read (kubectl config get-contexts lists them)"
+	case strings.Contains(msg, "--revision") || strings.Contains(msg, "istiod revisions"):
+		return "pass --revision with one of the revisions named above (the istio.io/rev label of istiod)"
+	case errors.Is(err, context.DeadlineExceeded) || strings.Contains(msg, "connection refused") || strings.Contains(msg, "no such host") ||
+		strings.Contains(msg, "i/o timeout"):
+		return "the API server of this context did not answer: check `kubectl --context <name> get --raw /version` from this machine"
+	}
+	return ""
 }
