@@ -12,6 +12,7 @@ package expectations
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -66,7 +67,8 @@ type Expectation struct {
 	// host); without it such a host is reported as a likely typo.
 	Unregistered bool `yaml:"unregistered"`
 
-	line int
+	line   int
+	fields map[string]int // "destination.host" → its line
 }
 
 // Source is the client workload.
@@ -119,6 +121,7 @@ type MasqueradeExpectation struct {
 	// SeenAs is NodeIP or PodIP (required when expect is Allowed).
 	SeenAs string `yaml:"seenAs"`
 	line   int
+	fields map[string]int
 }
 
 // HostIndex answers whether a destination host (a name, or an IP address
@@ -198,13 +201,18 @@ func Parse(name string, data []byte, hosts HostIndex) (*Loaded, error) {
 		seen[n] = line
 		return nil
 	}
+	// Every bad expectation is reported, not only the first: a file with
+	// several typos is fixed in one round.
+	var errs []error
 	for _, e := range f.Expectations {
 		if err := name2(e.Name, e.line); err != nil {
-			return nil, err
+			errs = append(errs, err)
+			continue
 		}
 		c, err := e.check(name, out.Policy, hosts)
 		if err != nil {
-			return nil, err
+			errs = append(errs, err)
+			continue
 		}
 		out.Checks = append(out.Checks, c)
 	}
@@ -214,14 +222,19 @@ func Parse(name string, data []byte, hosts HostIndex) (*Loaded, error) {
 		}
 		for _, e := range m.Expectations {
 			if err := name2(e.Name, e.line); err != nil {
-				return nil, err
+				errs = append(errs, err)
+				continue
 			}
 			c, err := e.check(name, m)
 			if err != nil {
-				return nil, err
+				errs = append(errs, err)
+				continue
 			}
 			out.Checks = append(out.Checks, c)
 		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
 	}
 	return out, nil
 }
@@ -230,24 +243,32 @@ func (e Expectation) check(file string, policy check.OutboundPolicy, hosts HostI
 	bad := func(problem, fix string) (check.Check, error) {
 		return check.Check{}, &check.InputError{File: file, Line: e.line, Object: "expectation " + e.Name, Problem: problem, Fix: fix}
 	}
+	// badAt points at the field's own line when the file has it.
+	badAt := func(field, problem, fix string) (check.Check, error) {
+		line := e.line
+		if l := e.fields[field]; l > 0 {
+			line = l
+		}
+		return check.Check{}, &check.InputError{File: file, Line: line, Object: "expectation " + e.Name, Problem: problem, Fix: fix}
+	}
 	want, err := check.ParseOutcome(e.Expect)
 	if err != nil || want == check.Inconclusive {
-		return bad(fmt.Sprintf("expect %q is not an outcome", e.Expect), "use Allowed, BlockedByMesh or Unreachable")
+		return badAt("expect", fmt.Sprintf("expect %q is not an outcome", e.Expect), "use Allowed, BlockedByMesh or Unreachable")
 	}
 	proto, err := check.ParseProtocol(e.Destination.Protocol)
 	if err != nil {
-		return bad(err.Error(), "set destination.protocol")
+		return badAt("destination.protocol", err.Error(), "set destination.protocol")
 	}
 	d := e.Destination
 	if d.Port < 1 || d.Port > 65535 {
-		return bad(fmt.Sprintf("destination.port %d is not a port", d.Port), "set destination.port to 1-65535")
+		return badAt("destination.port", fmt.Sprintf("destination.port %d is not a port", d.Port), "set destination.port to 1-65535")
 	}
 	if d.Host == "" && d.Address == "" {
 		return bad("destination has neither host nor address", "set destination.host (HTTP Host / TLS SNI) and/or destination.address (the IP the client connects to)")
 	}
 	if d.Address != "" {
 		if _, err := netip.ParseAddr(d.Address); err != nil {
-			return bad(fmt.Sprintf("destination.address %q is not an IP address", d.Address), "write the address the client connects to, e.g. 203.0.113.7")
+			return badAt("destination.address", fmt.Sprintf("destination.address %q is not an IP address", d.Address), "write the address the client connects to, e.g. 203.0.113.7")
 		}
 	}
 	src := check.Source{Kind: check.MeshedPod, Namespace: e.Source.Namespace, Labels: e.Source.Labels}
@@ -259,7 +280,7 @@ func (e Expectation) check(file string, policy check.OutboundPolicy, hosts HostI
 	}
 	if len(e.Source.ProxyMetadata) > 0 {
 		if e.Source.Gateway {
-			return bad("source.proxyMetadata is set on the gateway source", "proxyMetadata describes a sidecar: remove it or `gateway: true`")
+			return badAt("source.proxyMetadata", "source.proxyMetadata is set on the gateway source", "proxyMetadata describes a sidecar: remove it or `gateway: true`")
 		}
 		for k, v := range e.Source.ProxyMetadata {
 			known := false
@@ -267,10 +288,10 @@ func (e Expectation) check(file string, policy check.OutboundPolicy, hosts HostI
 				known = known || k == kk
 			}
 			if !known {
-				return bad(fmt.Sprintf("source.proxyMetadata key %s is not simulated", k), "use "+strings.Join(ProxyMetadataKeys, " or "))
+				return badAt("source.proxyMetadata", fmt.Sprintf("source.proxyMetadata key %s is not simulated", k), "use "+strings.Join(ProxyMetadataKeys, " or "))
 			}
 			if v != "true" && v != "false" {
-				return bad(fmt.Sprintf("source.proxyMetadata %s: %q is not \"true\" or \"false\"", k, v), "quote the value: "+k+": \"true\"")
+				return badAt("source.proxyMetadata", fmt.Sprintf("source.proxyMetadata %s: %q is not \"true\" or \"false\"", k, v), "quote the value: "+k+": \"true\"")
 			}
 		}
 		src.ProxyMetadata = e.Source.ProxyMetadata
@@ -282,7 +303,7 @@ func (e Expectation) check(file string, policy check.OutboundPolicy, hosts HostI
 				problem += fmt.Sprintf(" (did you mean %s, declared by %s?)", near, by)
 			}
 		}
-		return bad(problem,
+		return badAt("destination.host", problem,
 			"correct the host name, pass the config that declares it (-f), or set `unregistered: true` if the expectation is about an unregistered host")
 	}
 	labels := map[string]string{"file": file}
@@ -312,13 +333,20 @@ func (e MasqueradeExpectation) check(file string, m *Masquerade) (check.Check, e
 	bad := func(problem, fix string) (check.Check, error) {
 		return check.Check{}, &check.InputError{File: file, Line: e.line, Object: "masquerade expectation " + e.Name, Problem: problem, Fix: fix}
 	}
+	badAt := func(field, problem, fix string) (check.Check, error) {
+		line := e.line
+		if l := e.fields[field]; l > 0 {
+			line = l
+		}
+		return check.Check{}, &check.InputError{File: file, Line: line, Object: "masquerade expectation " + e.Name, Problem: problem, Fix: fix}
+	}
 	addr, err := netip.ParseAddr(e.Destination)
 	if err != nil {
-		return bad(fmt.Sprintf("destination %q is not an IP address", e.Destination), "masquerade is decided per destination IP: write e.g. 10.2.0.5")
+		return badAt("destination", fmt.Sprintf("destination %q is not an IP address", e.Destination), "masquerade is decided per destination IP: write e.g. 10.2.0.5")
 	}
 	want, err := check.ParseOutcome(e.Expect)
 	if err != nil || (want != check.Allowed && want != check.Unreachable) {
-		return bad(fmt.Sprintf("expect %q", e.Expect), "use Allowed (with seenAs) or Unreachable")
+		return badAt("expect", fmt.Sprintf("expect %q", e.Expect), "use Allowed (with seenAs) or Unreachable")
 	}
 	var seen check.SourceIdentity
 	switch e.SeenAs {
@@ -329,7 +357,7 @@ func (e MasqueradeExpectation) check(file string, m *Masquerade) (check.Check, e
 	case string(check.NodeIP), string(check.PodIP):
 		seen = check.SourceIdentity(e.SeenAs)
 	default:
-		return bad(fmt.Sprintf("seenAs %q", e.SeenAs), "use NodeIP or PodIP")
+		return badAt("seenAs", fmt.Sprintf("seenAs %q", e.SeenAs), "use NodeIP or PodIP")
 	}
 	desc := e.Description
 	if desc == "" {
@@ -374,6 +402,7 @@ func recordLines(root *yaml.Node, f *File) {
 		for i, n := range list.Content {
 			if i < len(f.Expectations) {
 				f.Expectations[i].line = n.Line
+				f.Expectations[i].fields = fieldLines(n)
 			}
 		}
 	}
@@ -386,10 +415,30 @@ func recordLines(root *yaml.Node, f *File) {
 			for i, n := range list.Content {
 				if i < len(f.Masquerade.Expectations) {
 					f.Masquerade.Expectations[i].line = n.Line
+					f.Masquerade.Expectations[i].fields = fieldLines(n)
 				}
 			}
 		}
 	}
+}
+
+// fieldLines maps each key of an entry, and each key of its mapping
+// values ("destination.host"), to the line it is written on.
+func fieldLines(n *yaml.Node) map[string]int {
+	out := map[string]int{}
+	if n.Kind != yaml.MappingNode {
+		return out
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		out[k.Value] = k.Line
+		if v.Kind == yaml.MappingNode {
+			for j := 0; j+1 < len(v.Content); j += 2 {
+				out[k.Value+"."+v.Content[j].Value] = v.Content[j].Line
+			}
+		}
+	}
+	return out
 }
 
 func mapValue(n *yaml.Node, key string) *yaml.Node {

@@ -48,8 +48,41 @@ func TestProxyMetadataRejected(t *testing.T) {
 			continue
 		}
 		var ie *check.InputError
-		if !errors.As(err, &ie) || !strings.Contains(err.Error(), want) || ie.Line != 4 {
-			t.Errorf("%s: got %v, want an error at line 4 saying %q", bad, err, want)
+		if !errors.As(err, &ie) || !strings.Contains(err.Error(), want) || ie.Line != 5 {
+			t.Errorf("%s: got %v, want an error at line 5 (the proxyMetadata field) saying %q", bad, err, want)
 		}
+	}
+}
+
+// Every bad expectation is reported at its field's line, not only the first.
+func TestEveryBadExpectationIsReported(t *testing.T) {
+	file := `apiVersion: meshconform.dev/v1alpha1
+kind: Expectations
+expectations:
+- name: First
+  source: {namespace: shop}
+  destination:
+    address: 10.0.0.300
+    port: 443
+    protocol: TLS
+  expect: Allowed
+- name: Fine
+  destination: {address: 10.0.0.1, port: 1, protocol: TCP}
+  expect: Allowed
+- name: Second
+  destination: {address: 10.0.0.1, port: 1, protocol: TCP}
+  expect: Blocked
+`
+	_, err := Parse("two.yaml", []byte(file), nil)
+	if err == nil {
+		t.Fatal("two bad expectations accepted")
+	}
+	for _, want := range []string{`two.yaml:7: expectation First: destination.address "10.0.0.300"`, `two.yaml:16: expectation Second: expect "Blocked"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+	if strings.Contains(err.Error(), "Fine") {
+		t.Errorf("the good expectation is reported:\n%v", err)
 	}
 }

@@ -101,7 +101,7 @@ func TestSimulateBadInput(t *testing.T) {
 			func(d string) []string {
 				return []string{"-f", example + "istio", "--expectations", d + "/exp.yaml"}
 			},
-			[]string{"exp.yaml:4:", "api.paymnets.example is not declared", "unregistered: true"}},
+			[]string{"exp.yaml:6:", "api.paymnets.example is not declared", "unregistered: true"}},
 		{"unknown field in expectations",
 			map[string]string{"f.yaml": "apiVersion: meshconform.dev/v1alpha1\nkind: Expectations\nexpectations:\n- name: Ab\n  destnation: {host: a, port: 1, protocol: TCP}\n"},
 			func(d string) []string { return []string{"--expectations", d + "/f.yaml"} },
@@ -109,7 +109,7 @@ func TestSimulateBadInput(t *testing.T) {
 		{"bad outcome",
 			map[string]string{"o.yaml": "apiVersion: meshconform.dev/v1alpha1\nkind: Expectations\nexpectations:\n- name: Ab\n  destination: {address: 10.0.0.1, port: 1, protocol: TCP}\n  expect: Blocked\n"},
 			func(d string) []string { return []string{"--expectations", d + "/o.yaml"} },
-			[]string{"o.yaml:4:", `expect "Blocked"`, "BlockedByMesh"}},
+			[]string{"o.yaml:6:", `expect "Blocked"`, "BlockedByMesh"}},
 		{"bad masquerade config",
 			map[string]string{"m.yaml": "apiVersion: meshconform.dev/v1alpha1\nkind: Expectations\nmasquerade:\n  config: |\n    nonMasqueradeCIDRs: [10.0.0.1/8]\n  expectations:\n  - {name: Ab, destination: 10.2.0.1, expect: Unreachable}\n"},
 			func(d string) []string { return []string{"--expectations", d + "/m.yaml"} },
