@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -90,5 +91,23 @@ func TestMySQLAgainstTheFixture(t *testing.T) {
 				t.Fatalf("a password is in the probe's result: %q", s)
 			}
 		}
+	}
+	// The agent's command line on the same auth path (server greeting, then
+	// 1045): neither stdout nor stderr carries the password read
+	// from the environment.
+	args := []string{"--json", "--protocol", "mysql", "--address", ep.HostAddress, "--port", strconv.Itoa(port),
+		"--mysql-user", b.User, "--mysql-password-env", "PW", "--query", "SELECT 1", "--timeout", "5s"}
+	var out, errb bytes.Buffer
+	code := runMain(ctx, args, &out, &errb, func(k string) string {
+		if k == "PW" {
+			return bad.MySQLPassword
+		}
+		return ""
+	})
+	if code != 0 || !strings.Contains(out.String(), `"sqlError": 1045`) && !strings.Contains(out.String(), `"sqlError":1045`) {
+		t.Fatalf("agent probe with a wrong password: exit %d, want a 1045 result\n%s\n%s", code, out.String(), errb.String())
+	}
+	if strings.Contains(out.String()+errb.String(), bad.MySQLPassword) {
+		t.Fatalf("the agent printed the password:\n%s\n%s", out.String(), errb.String())
 	}
 }

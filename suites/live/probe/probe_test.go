@@ -422,6 +422,11 @@ func TestGRPCGreeter(t *testing.T) {
 	want(t, r, Unreachable, KindTLSVerify)
 }
 
+// TestMainJSONAndPasswordFromEnv tests the agent's command line: one JSON
+// result, the password taken from the environment, usage errors exit 2.
+// The server resets on connect, so the password never reaches an auth
+// exchange here; that it is never printed on the auth path is asserted
+// against the real database in TestMySQLAgainstTheFixture.
 func TestMainJSONAndPasswordFromEnv(t *testing.T) {
 	h, p := listen(t, resetAfterConnect)
 	var out, errb bytes.Buffer
