@@ -29,6 +29,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	kindcluster "sigs.k8s.io/kind/pkg/cluster"
+
+	"github.com/meshconform/meshconform/internal/ipmasq"
 )
 
 const liveName = "meshconform-clusters-test"
@@ -308,17 +310,17 @@ spec:
 		}
 		t.Logf("MEASURE DisableCNIMasquerade %v", time.Since(start).Round(100*time.Millisecond))
 
-		defaults, _ := ExpectedNonMasqueradeCIDRs("")
-		if err := cl.WaitIPMasqRules(ctx, defaults); err != nil {
+		defaults, _ := ipmasq.Parse("", ipmasq.Options{})
+		if err := cl.WaitIPMasqRules(ctx, defaults.RuleCIDRs()); err != nil {
 			t.Fatal(err)
 		}
 		cfg := "nonMasqueradeCIDRs: [10.244.0.0/16]\nresyncInterval: 5s\n"
 		if err := cl.SetIPMasqConfig(ctx, cfg); err != nil {
 			t.Fatal(err)
 		}
-		want, _ := ExpectedNonMasqueradeCIDRs(cfg)
+		want, _ := ipmasq.Parse(cfg, ipmasq.Options{})
 		start = time.Now()
-		if err := cl.WaitIPMasqRules(ctx, want); err != nil {
+		if err := cl.WaitIPMasqRules(ctx, want.RuleCIDRs()); err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("MEASURE ConfigMap change to rules on every node %v", time.Since(start).Round(100*time.Millisecond))
@@ -326,7 +328,7 @@ spec:
 			t.Fatal(err)
 		}
 		start = time.Now()
-		if err := cl.WaitIPMasqRules(ctx, defaults); err != nil {
+		if err := cl.WaitIPMasqRules(ctx, defaults.RuleCIDRs()); err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("MEASURE ConfigMap deletion to default rules %v", time.Since(start).Round(100*time.Millisecond))

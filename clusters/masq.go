@@ -15,7 +15,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/util/retry"
-	"sigs.k8s.io/yaml"
 )
 
 const (
@@ -355,46 +354,9 @@ func (c *Cluster) rememberIPMasqConfig(cur *corev1.ConfigMap, exists bool) {
 	})
 }
 
-// ExpectedNonMasqueradeCIDRs returns the destinations ip-masq-agent
-// (v2.9.x semantics) exempts from masquerading under config (the
-// ConfigMap's "config" text; "" = no ConfigMap): 169.254.0.0/16 first
-// unless masqLinkLocal, then nonMasqueradeCIDRs, which default to the
-// RFC 1918 ranges when the key is absent. It is the want list of
-// WaitIPMasqRules.
-func ExpectedNonMasqueradeCIDRs(config string) ([]string, error) {
-	var cfg struct {
-		NonMasqueradeCIDRs *[]string `json:"nonMasqueradeCIDRs"`
-		MasqLinkLocal      *bool     `json:"masqLinkLocal"`
-	}
-	if strings.TrimSpace(config) != "" {
-		if err := yaml.Unmarshal([]byte(config), &cfg); err != nil {
-			return nil, fmt.Errorf("parse ip-masq-agent config: %w", err)
-		}
-	}
-	var out []string
-	if cfg.MasqLinkLocal == nil || !*cfg.MasqLinkLocal {
-		out = append(out, "169.254.0.0/16")
-	}
-	cidrs := []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"}
-	if cfg.NonMasqueradeCIDRs != nil {
-		cidrs = *cfg.NonMasqueradeCIDRs
-	}
-	for _, s := range cidrs {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return nil, fmt.Errorf("parse ip-masq-agent config: nonMasqueradeCIDRs: %w", err)
-		}
-		if p.Masked() != p {
-			return nil, fmt.Errorf("parse ip-masq-agent config: nonMasqueradeCIDRs: %s is not aligned (the agent rejects it)", s)
-		}
-		out = append(out, p.String())
-	}
-	return out, nil
-}
-
 // WaitIPMasqRules waits until on every kind node the nat chain
 // IP-MASQ-AGENT exists, is jumped to from POSTROUTING, RETURNs exactly
-// wantCIDRs (any order; see ExpectedNonMasqueradeCIDRs) and ends with
+// wantCIDRs (any order; internal/ipmasq Config.RuleCIDRs gives them for a config) and ends with
 // MASQUERADE, read with `iptables-save -t nat` in the node container. If
 // the agent's pods have a persistent problem the error is a
 // *NotReadyError. In existing-cluster mode the nodes cannot be read: error.

@@ -180,26 +180,6 @@ func TestParseNAT(t *testing.T) {
 	}
 }
 
-func TestExpectedNonMasqueradeCIDRs(t *testing.T) {
-	for _, tc := range []struct {
-		config string
-		want   []string
-	}{
-		{"", []string{"169.254.0.0/16", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"}},
-		{"nonMasqueradeCIDRs: [10.244.0.0/16]\nresyncInterval: 5s\n", []string{"169.254.0.0/16", "10.244.0.0/16"}},
-		{`{"nonMasqueradeCIDRs": [], "masqLinkLocal": true}`, nil},
-		{"masqLinkLocal: true\n", []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"}},
-	} {
-		got, err := ExpectedNonMasqueradeCIDRs(tc.config)
-		if err != nil || !slices.Equal(got, tc.want) {
-			t.Errorf("%q: got %v, %v; want %v", tc.config, got, err, tc.want)
-		}
-	}
-	if _, err := ExpectedNonMasqueradeCIDRs("nonMasqueradeCIDRs: [10.0.0.1/8]"); err == nil {
-		t.Error("unaligned CIDR must be rejected, as the agent does")
-	}
-}
-
 func TestNormalizeImage(t *testing.T) {
 	for ref, want := range map[string]string{
 		"meshconform/agent:abc":               "docker.io/meshconform/agent:abc",

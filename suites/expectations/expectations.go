@@ -21,8 +21,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/meshconform/meshconform/internal/ipmasq"
 	"github.com/meshconform/meshconform/suites/check"
-	"github.com/meshconform/meshconform/suites/masquerade/ipmasq"
 )
 
 // APIVersion and Kind identify the file format.

@@ -14,8 +14,8 @@ import (
 
 	"github.com/meshconform/meshconform/clusters"
 	"github.com/meshconform/meshconform/fixtures"
+	"github.com/meshconform/meshconform/internal/ipmasq"
 	"github.com/meshconform/meshconform/suites/check"
-	"github.com/meshconform/meshconform/suites/masquerade/ipmasq"
 )
 
 // Driver observes checks with real traffic. Create it with New, call

@@ -17,6 +17,7 @@ import (
 
 	"github.com/meshconform/meshconform/clusters"
 	"github.com/meshconform/meshconform/fixtures"
+	"github.com/meshconform/meshconform/internal/ipmasq"
 	"github.com/meshconform/meshconform/suites/check"
 	"github.com/meshconform/meshconform/suites/live/probe"
 )
@@ -592,8 +593,8 @@ func masqNetwork(e **env) func(pod string, q probe.Request) probe.Result {
 		src := controlIP
 		masq := cni
 		if !cni {
-			want, _ := clusters.ExpectedNonMasqueradeCIDRs(cfg)
-			masq = !slices.ContainsFunc(want, func(c string) bool { return c == "172.16.0.0/12" })
+			want, _ := ipmasq.Parse(cfg, ipmasq.Options{})
+			masq = !slices.Contains(want.RuleCIDRs(), "172.16.0.0/12")
 		}
 		if masq {
 			return allowed(nodeIP)

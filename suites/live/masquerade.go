@@ -15,8 +15,8 @@ import (
 
 	"github.com/meshconform/meshconform/clusters"
 	"github.com/meshconform/meshconform/fixtures"
+	"github.com/meshconform/meshconform/internal/ipmasq"
 	"github.com/meshconform/meshconform/suites/check"
-	"github.com/meshconform/meshconform/suites/masquerade/ipmasq"
 )
 
 // ensureMasqAgent installs ip-masq-agent once (its removal is registered
@@ -64,7 +64,7 @@ func (d *Driver) setupMasquerade(ctx context.Context, m check.Masquerade) ([]fun
 		d.cniRestore, d.cniDisabled = restore, true
 	}
 	if d.masqConfig == nil || *d.masqConfig != m.Config {
-		// The agent's own semantics (suites/masquerade/ipmasq): an invalid
+		// The agent's own semantics (internal/ipmasq): an invalid
 		// config is the check's error, not a wait that times out.
 		eval, err := ipmasq.Parse(m.Config, ipmasq.Options{})
 		if err != nil {

@@ -2,7 +2,7 @@
 // own config generator (istio.io/istio/pilot/test/xds, the code istiod
 // runs) and traffic simulator (istio.io/istio/pilot/pkg/simulation), with
 // no cluster and no Envoy. Masquerade checks are evaluated with
-// suites/masquerade/ipmasq, as ip-masq-agent documents its config.
+// internal/ipmasq, as ip-masq-agent documents its config.
 //
 // It owns loading Istio YAML (files, directories, embedded manifests),
 // validating it with Istio's own validation before use, and turning a

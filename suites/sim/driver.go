@@ -13,8 +13,8 @@ import (
 	"istio.io/istio/pkg/config/mesh"
 	istiolog "istio.io/istio/pkg/log"
 
+	"github.com/meshconform/meshconform/internal/ipmasq"
 	"github.com/meshconform/meshconform/suites/check"
-	"github.com/meshconform/meshconform/suites/masquerade/ipmasq"
 )
 
 // Driver observes checks by simulation. It is safe for sequential use.
