@@ -290,17 +290,15 @@ func (c *Cluster) resolveVia(ctx context.Context, pod, name string, ipv6 bool) (
 	if ipv6 {
 		t = dnsmessage.TypeAAAA
 	}
-	return queryTCP(ctx, addr, name, t)
+	return queryTCP(ctx, addr, name, t, c.cfg.Timeouts.DNSQuery)
 }
-
-// dnsQueryTimeout bounds one query; the wait around it retries.
-const dnsQueryTimeout = 3 * time.Second
 
 // errNoAnswer: the server answered SERVFAIL or not at all.
 var errNoAnswer = errors.New("no DNS answer")
 
-// queryTCP sends one DNS query over TCP and returns the addresses.
-func queryTCP(ctx context.Context, addr, name string, t dnsmessage.Type) ([]string, error) {
+// queryTCP sends one DNS query over TCP, bounded by timeout, and returns
+// the addresses.
+func queryTCP(ctx context.Context, addr, name string, t dnsmessage.Type, timeout time.Duration) ([]string, error) {
 	qname, err := dnsmessage.NewName(strings.TrimSuffix(name, ".") + ".")
 	if err != nil {
 		return nil, err
@@ -313,7 +311,7 @@ func queryTCP(ctx context.Context, addr, name string, t dnsmessage.Type) ([]stri
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(ctx, dnsQueryTimeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)
@@ -333,7 +331,7 @@ func queryTCP(ctx context.Context, addr, name string, t dnsmessage.Type) ([]stri
 	if _, err := io.ReadFull(conn, l[:]); err != nil {
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
-			return nil, fmt.Errorf("%w within %v", errNoAnswer, dnsQueryTimeout)
+			return nil, fmt.Errorf("%w within %v", errNoAnswer, timeout)
 		}
 		return nil, fmt.Errorf("read DNS answer: %w", err)
 	}

@@ -3,12 +3,12 @@ package clusters
 import (
 	"errors"
 	"fmt"
+	"github.com/meshconform/meshconform/internal/timeouts"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
-	"time"
 )
 
 // Labels the harness puts on everything it creates in a cluster.
@@ -27,95 +27,14 @@ const (
 	markerPath = "/meshconform"
 )
 
-// Timeouts bounds every wait in this package. Zero fields take the
-// defaults of DefaultTimeouts. None of them is a sleep: each bounds a poll
-// of an observable condition.
-type Timeouts struct {
-	// Create bounds kind's create plus all nodes Ready (default 5m;
-	// a single-node create takes ~22 s on the test machines).
-	Create time.Duration
-	// CancelGrace is how long an interrupted create may take to notice its
-	// nodes were deleted before Setup returns anyway (default 30s).
-	CancelGrace time.Duration
-	// Rollout bounds a DaemonSet or Deployment rollout (CoreDNS restart,
-	// cnilite env change, ip-masq-agent install; default 3m).
-	Rollout time.Duration
-	// Apply bounds retries of an apply whose kind is not yet served (CRDs
-	// just installed; default 1m) and waits for deleted objects to be gone.
-	Apply time.Duration
-	// NamespaceDelete bounds waiting for namespaces to be gone (default 3m).
-	NamespaceDelete time.Duration
-	// DNS bounds SetExternalHosts until every CoreDNS pod answers (default 3m).
-	DNS time.Duration
-	// IPMasqRules bounds WaitIPMasqRules. ConfigMap changes take 60–90 s to
-	// reach a pod's volume, plus the agent's resync (default 4m).
-	IPMasqRules time.Duration
-	// CNIMasquerade bounds waiting for the CNI's masquerade chain to go or
-	// come back (cnilite resyncs every 10 s; default 2m).
-	CNIMasquerade time.Duration
-	// ImageLoad bounds LoadImage (default 5m).
-	ImageLoad time.Duration
-	// ImagePullGrace is how long a pod may fail to pull an image before a
-	// wait gives up with the reason instead of waiting out its timeout
-	// (default 20s; InvalidImageName and ErrImageNeverPull stop at once).
-	ImagePullGrace time.Duration
-	// Poll is the interval between observations (default 1s).
-	Poll time.Duration
-}
+// Timeouts bounds every wait in this package: see timeouts.Cluster for
+// each bound, its default and the condition it waits for. Zero fields take
+// the defaults. None of them is a sleep: each bounds a poll of the real
+// condition.
+type Timeouts = timeouts.Cluster
 
-// DefaultTimeouts returns the defaults documented on Timeouts.
-func DefaultTimeouts() Timeouts {
-	return Timeouts{
-		Create:          5 * time.Minute,
-		CancelGrace:     30 * time.Second,
-		Rollout:         3 * time.Minute,
-		Apply:           time.Minute,
-		NamespaceDelete: 3 * time.Minute,
-		DNS:             3 * time.Minute,
-		IPMasqRules:     4 * time.Minute,
-		CNIMasquerade:   2 * time.Minute,
-		ImageLoad:       5 * time.Minute,
-		ImagePullGrace:  20 * time.Second,
-		Poll:            time.Second,
-	}
-}
-
-// merged fills zero fields of t from DefaultTimeouts.
-func (t Timeouts) merged() Timeouts {
-	d := DefaultTimeouts()
-	pick := func(v, def time.Duration) time.Duration {
-		if v == 0 {
-			return def
-		}
-		return v
-	}
-	return Timeouts{
-		Create:          pick(t.Create, d.Create),
-		CancelGrace:     pick(t.CancelGrace, d.CancelGrace),
-		Rollout:         pick(t.Rollout, d.Rollout),
-		Apply:           pick(t.Apply, d.Apply),
-		NamespaceDelete: pick(t.NamespaceDelete, d.NamespaceDelete),
-		DNS:             pick(t.DNS, d.DNS),
-		IPMasqRules:     pick(t.IPMasqRules, d.IPMasqRules),
-		CNIMasquerade:   pick(t.CNIMasquerade, d.CNIMasquerade),
-		ImageLoad:       pick(t.ImageLoad, d.ImageLoad),
-		ImagePullGrace:  pick(t.ImagePullGrace, d.ImagePullGrace),
-		Poll:            pick(t.Poll, d.Poll),
-	}
-}
-
-func (t Timeouts) validate() error {
-	for name, v := range map[string]time.Duration{
-		"Create": t.Create, "CancelGrace": t.CancelGrace, "Rollout": t.Rollout, "Apply": t.Apply,
-		"NamespaceDelete": t.NamespaceDelete, "DNS": t.DNS, "IPMasqRules": t.IPMasqRules,
-		"CNIMasquerade": t.CNIMasquerade, "ImageLoad": t.ImageLoad, "ImagePullGrace": t.ImagePullGrace, "Poll": t.Poll,
-	} {
-		if v < 0 {
-			return fmt.Errorf("timeout %s is negative (%v): use a positive duration or 0 for the default", name, v)
-		}
-	}
-	return nil
-}
+// DefaultTimeouts returns the defaults (timeouts.DefaultCluster).
+func DefaultTimeouts() Timeouts { return timeouts.DefaultCluster() }
 
 // Config is what Setup (and Sweep) work from; build it with Options.
 type Config struct {
@@ -237,7 +156,7 @@ func newConfig(opts ...Option) (*Config, error) {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	c.Timeouts = c.Timeouts.merged()
+	c.Timeouts = c.Timeouts.WithDefaults()
 	return c, c.validate()
 }
 
@@ -267,7 +186,7 @@ func (c *Config) validate() error {
 	if c.ImagesPushed && !c.Existing() {
 		errs = append(errs, errors.New("--images-pushed only applies to an existing cluster (--kubeconfig/--context): kind clusters get images loaded"))
 	}
-	if err := c.Timeouts.validate(); err != nil {
+	if err := c.Timeouts.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

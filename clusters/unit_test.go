@@ -44,7 +44,7 @@ func TestConfigDefaultsAndValidation(t *testing.T) {
 		"node image exist.": {[]Option{WithContext("staging"), WithNodeImage("x")}, "--node-image only applies"},
 		"missing kubecfg":   {[]Option{WithKubeconfig("/nonexistent/kubeconfig")}, "pass an existing file"},
 		"pushed on kind":    {[]Option{WithImagesPushed(true)}, "--images-pushed only applies"},
-		"negative timeout":  {[]Option{WithTimeouts(Timeouts{Poll: -1})}, "timeout Poll is negative"},
+		"negative timeout":  {[]Option{WithTimeouts(Timeouts{Create: -1})}, "cluster.create is negative"},
 		"missing kind cfg":  {[]Option{WithKindConfig("/nonexistent.yaml")}, "kind config"},
 	} {
 		_, err := newConfig(tc.opts...)

@@ -3,7 +3,7 @@ package istio
 import (
 	"errors"
 	"fmt"
-	"time"
+	"github.com/meshconform/meshconform/internal/timeouts"
 
 	"github.com/meshconform/meshconform/clusters"
 )
@@ -43,39 +43,13 @@ const (
 // NotReadyError is clusters.NotReadyError: "environment not ready: <reason>".
 type NotReadyError = clusters.NotReadyError
 
-// Timeouts bounds every wait of this package; zero fields take defaults.
-type Timeouts struct {
-	// Ready bounds istiod and the ingress gateway becoming ready after
-	// install (default 3m).
-	Ready time.Duration
-	// Preflight bounds waiting for a client pod's sidecar (default 2m).
-	Preflight time.Duration
-	// ProxyConfig bounds WaitProxyPolicy (default 2m).
-	ProxyConfig time.Duration
-	// ImagePullGrace is how long a pod problem (image pull failure, crash
-	// loop, pod creation rejected) may persist before a wait stops with the
-	// reason (default 20s).
-	ImagePullGrace time.Duration
-	// Poll is the interval between observations (default 1s).
-	Poll time.Duration
-}
+// Timeouts bounds every wait of this package: see timeouts.Istio for each
+// bound, its default and the condition it waits for. Zero fields take the
+// defaults.
+type Timeouts = timeouts.Istio
 
-// DefaultTimeouts returns the defaults documented on Timeouts.
-func DefaultTimeouts() Timeouts {
-	return Timeouts{Ready: 3 * time.Minute, Preflight: 2 * time.Minute, ProxyConfig: 2 * time.Minute, ImagePullGrace: 20 * time.Second, Poll: time.Second}
-}
-
-func (t Timeouts) merged() Timeouts {
-	d := DefaultTimeouts()
-	pick := func(v, def time.Duration) time.Duration {
-		if v == 0 {
-			return def
-		}
-		return v
-	}
-	return Timeouts{Ready: pick(t.Ready, d.Ready), Preflight: pick(t.Preflight, d.Preflight), ProxyConfig: pick(t.ProxyConfig, d.ProxyConfig),
-		ImagePullGrace: pick(t.ImagePullGrace, d.ImagePullGrace), Poll: pick(t.Poll, d.Poll)}
-}
+// DefaultTimeouts returns the defaults (timeouts.DefaultIstio).
+func DefaultTimeouts() Timeouts { return timeouts.DefaultIstio() }
 
 type config struct {
 	hub, tag      string
@@ -112,7 +86,7 @@ func newConfig(opts ...Option) (*config, error) {
 	for _, o := range opts {
 		o(c)
 	}
-	c.timeouts = c.timeouts.merged()
+	c.timeouts = c.timeouts.WithDefaults()
 	var errs []error
 	if c.hub == "" || c.tag == "" {
 		errs = append(errs, errors.New("istio hub and tag must not be empty: pass --istio-hub and --istio-tag or leave them unset for the defaults"))
@@ -128,10 +102,8 @@ func newConfig(opts ...Option) (*config, error) {
 	if c.httpsNodePort == c.httpNodePort {
 		errs = append(errs, fmt.Errorf("ingress nodePorts must differ (both %d)", c.httpsNodePort))
 	}
-	for name, v := range map[string]time.Duration{"Ready": c.timeouts.Ready, "Preflight": c.timeouts.Preflight, "ProxyConfig": c.timeouts.ProxyConfig, "ImagePullGrace": c.timeouts.ImagePullGrace, "Poll": c.timeouts.Poll} {
-		if v < 0 {
-			errs = append(errs, fmt.Errorf("timeout %s is negative (%v): use a positive duration or 0 for the default", name, v))
-		}
+	if err := c.timeouts.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return c, errors.Join(errs...)
 }

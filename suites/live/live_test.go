@@ -750,7 +750,7 @@ func TestNewValidates(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 	_, err = New(withClusterAPI(newFakeCluster()), WithAgentImage("x"), WithMesh(nil, nil), WithTimeouts(Timeouts{Attempt: 10 * time.Second, Exec: 5 * time.Second}))
-	if err == nil || !strings.Contains(err.Error(), "Exec") {
+	if err == nil || !strings.Contains(err.Error(), "live.exec (5s) must be at least 4x live.attempt (10s)") {
 		t.Fatalf("err %v", err)
 	}
 }

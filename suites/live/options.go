@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/meshconform/meshconform/internal/timeouts"
 	"io"
 	"log/slog"
 	"os"
@@ -34,91 +35,12 @@ const (
 	IngressTLSSecret = "meshconform-ingress-cert" // default credentialName of the ingress Gateway (variables "tlsSecret", "caSecret")
 )
 
-// Timeouts are every bound and retry count of the driver, in one place.
-// Zero fields take the defaults of DefaultTimeouts. None is a sleep: each
-// bounds the observation of something.
-type Timeouts struct {
-	// Pods bounds the probe pods becoming ready (default 3m).
-	Pods time.Duration
-	// Attempt bounds each phase of one probe attempt: dial, handshake,
-	// first answer (default 3s). A reset is immediate; a timeout verdict
-	// takes this long.
-	Attempt time.Duration
-	// Exec bounds one exec of the probe in a pod (default 30s).
-	Exec time.Duration
-	// Converge bounds waiting for a step's expectations to hold (policy
-	// propagation; default 90s).
-	Converge time.Duration
-	// Settled bounds the same for a step that changes nothing itself: the
-	// policy switch or masquerade setup before it was already observed in
-	// effect (WaitProxyPolicy, WaitIPMasqRules), so a mismatch is not a
-	// propagation delay (default 20s).
-	Settled time.Duration
-	// Consecutive is how many consecutive matching observations make an
-	// expectation converged (default 3).
-	Consecutive int
-	// Poll is the pause between observation rounds (default 1s).
-	Poll time.Duration
-	// AdminSQL bounds the admin statements of a step (default 30s).
-	AdminSQL time.Duration
-	// Route bounds adding or removing the echo container's return route
-	// (default 1m).
-	Route time.Duration
-	// Close bounds restoring what the driver changed (default 3m).
-	Close time.Duration
-}
+// Timeouts bounds the driver: see timeouts.Live for each bound, its
+// default and the condition it waits for. Zero fields take the defaults.
+type Timeouts = timeouts.Live
 
-// DefaultTimeouts returns the defaults documented on Timeouts.
-func DefaultTimeouts() Timeouts {
-	return Timeouts{
-		Pods:        3 * time.Minute,
-		Attempt:     3 * time.Second,
-		Exec:        30 * time.Second,
-		Converge:    90 * time.Second,
-		Settled:     20 * time.Second,
-		Consecutive: 3,
-		Poll:        time.Second,
-		AdminSQL:    30 * time.Second,
-		Route:       time.Minute,
-		Close:       3 * time.Minute,
-	}
-}
-
-func (t Timeouts) merged() Timeouts {
-	d := DefaultTimeouts()
-	pick := func(v, def time.Duration) time.Duration {
-		if v == 0 {
-			return def
-		}
-		return v
-	}
-	out := Timeouts{
-		Pods: pick(t.Pods, d.Pods), Attempt: pick(t.Attempt, d.Attempt), Exec: pick(t.Exec, d.Exec),
-		Converge: pick(t.Converge, d.Converge), Settled: pick(t.Settled, d.Settled), Poll: pick(t.Poll, d.Poll), AdminSQL: pick(t.AdminSQL, d.AdminSQL),
-		Route: pick(t.Route, d.Route), Close: pick(t.Close, d.Close), Consecutive: t.Consecutive,
-	}
-	if out.Consecutive == 0 {
-		out.Consecutive = d.Consecutive
-	}
-	return out
-}
-
-func (t Timeouts) validate() error {
-	var errs []error
-	for name, v := range map[string]time.Duration{"Pods": t.Pods, "Attempt": t.Attempt, "Exec": t.Exec, "Converge": t.Converge,
-		"Settled": t.Settled, "Poll": t.Poll, "AdminSQL": t.AdminSQL, "Route": t.Route, "Close": t.Close} {
-		if v < 0 {
-			errs = append(errs, fmt.Errorf("timeout %s is negative (%v): use a positive duration or 0 for the default", name, v))
-		}
-	}
-	if t.Consecutive < 0 {
-		errs = append(errs, fmt.Errorf("Consecutive is negative (%d): use a positive count or 0 for the default", t.Consecutive))
-	}
-	if t.Exec > 0 && t.Attempt > 0 && t.Exec < 4*t.Attempt {
-		errs = append(errs, fmt.Errorf("timeout Exec (%v) must be at least 4x Attempt (%v): one probe may take a dial, a handshake and an answer", t.Exec, t.Attempt))
-	}
-	return errors.Join(errs...)
-}
+// DefaultTimeouts returns the defaults (timeouts.DefaultLive).
+func DefaultTimeouts() Timeouts { return timeouts.DefaultLive() }
 
 // Cluster is what the driver needs from the cluster; *clusters.Cluster
 // implements it (the interface lets tests fake it).
@@ -293,7 +215,7 @@ func newConfig(opts ...Option) (*config, error) {
 	if o.ipMasqImage == "" {
 		o.ipMasqImage = os.Getenv("IP_MASQ_AGENT_IMAGE")
 	}
-	o.timeouts = o.timeouts.merged()
+	o.timeouts = o.timeouts.WithDefaults()
 	var errs []error
 	if o.cluster == nil {
 		errs = append(errs, errors.New("no cluster: pass WithCluster"))
@@ -316,7 +238,7 @@ func newConfig(opts ...Option) (*config, error) {
 	if o.adminDSN != "" && o.bookinfoUser == "" {
 		errs = append(errs, errors.New("MySQL admin DSN without the least-privilege user: pass WithMySQL(adminDSN, user, password)"))
 	}
-	if err := o.timeouts.validate(); err != nil {
+	if err := o.timeouts.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if err := errors.Join(errs...); err != nil {

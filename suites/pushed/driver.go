@@ -20,6 +20,7 @@ import (
 	"github.com/meshconform/meshconform/clusters"
 	"github.com/meshconform/meshconform/clusters/istio"
 	"github.com/meshconform/meshconform/fixtures"
+	"github.com/meshconform/meshconform/internal/timeouts"
 	"github.com/meshconform/meshconform/suites/check"
 	"github.com/meshconform/meshconform/suites/sim"
 )
@@ -37,20 +38,13 @@ const (
 	xdsPort         = 15010 // istiod's plaintext xDS port
 )
 
-// Timeouts bound every wait of the tier; zero fields take the defaults.
-type Timeouts struct {
-	// Connect bounds the port-forward, the workloads getting an IP and the
-	// first complete config (default 2m).
-	Connect time.Duration
-	// Propagation bounds waiting for a change (policy, applied or deleted
-	// object) to show in the pushed config (default 60s).
-	Propagation time.Duration
-}
+// Timeouts bound every wait of the tier: see timeouts.Pushed for each
+// bound, its default and the condition it waits for. Zero fields take the
+// defaults.
+type Timeouts = timeouts.Pushed
 
-// DefaultTimeouts returns the defaults documented on Timeouts.
-func DefaultTimeouts() Timeouts {
-	return Timeouts{Connect: 2 * time.Minute, Propagation: 60 * time.Second}
-}
+// DefaultTimeouts returns the defaults (timeouts.DefaultPushed).
+func DefaultTimeouts() Timeouts { return timeouts.DefaultPushed() }
 
 // Driver observes mesh checks on the config istiod pushes: for each source
 // it keeps an xDS stream identifying as that workload (the meshed client
@@ -102,14 +96,7 @@ type Option func(*Driver)
 
 // WithTimeouts overrides timeouts; zero fields keep the defaults.
 func WithTimeouts(t Timeouts) Option {
-	return func(d *Driver) {
-		if t.Connect > 0 {
-			d.to.Connect = t.Connect
-		}
-		if t.Propagation > 0 {
-			d.to.Propagation = t.Propagation
-		}
-	}
+	return func(d *Driver) { d.to = t.WithDefaults() }
 }
 
 // WithLogger receives progress at Info and details at Debug.

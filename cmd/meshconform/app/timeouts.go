@@ -1,74 +1,37 @@
 package app
 
 import (
-	"bytes"
-	"fmt"
+	"errors"
 	"io"
 	"os"
 
-	"gopkg.in/yaml.v3"
-
-	"github.com/meshconform/meshconform/clusters"
-	"github.com/meshconform/meshconform/clusters/istio"
-	"github.com/meshconform/meshconform/fixtures"
+	"github.com/meshconform/meshconform/internal/timeouts"
 	"github.com/meshconform/meshconform/suites/check"
-	"github.com/meshconform/meshconform/suites/live"
 )
 
-// timeoutConfig is the one timeout config of a live run: every bound and
-// retry count, by the package that applies it, with documented defaults
-// (see each package's Timeouts). `meshconform run --timeouts FILE` reads
-// it (keys are the field names in lower case, durations like "90s");
-// `--print-timeouts` prints the defaults in that form. Zero or absent
-// fields keep their defaults.
-type timeoutConfig struct {
-	Cluster  clusters.Timeouts `yaml:"cluster"`
-	Istio    istio.Timeouts    `yaml:"istio"`
-	Live     live.Timeouts     `yaml:"live"`
-	Fixtures fixtures.Timeouts `yaml:"fixtures"`
-}
-
-func defaultTimeoutConfig() timeoutConfig {
-	return timeoutConfig{
-		Cluster:  clusters.DefaultTimeouts(),
-		Istio:    istio.DefaultTimeouts(),
-		Live:     live.DefaultTimeouts(),
-		Fixtures: fixtures.DefaultTimeouts(),
-	}
-}
-
-// loadTimeouts reads path ("" = all defaults).
-func loadTimeouts(path string) (timeoutConfig, error) {
+// loadTimeouts reads a --timeouts file ("" = all defaults) and resolves it:
+// zero fields take the defaults, poll and imagepullgrace reach every
+// section (see package timeouts).
+func loadTimeouts(path string) (timeouts.Config, error) {
 	if path == "" {
-		return timeoutConfig{}, nil
+		return timeouts.Config{}.Resolve(), nil
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return timeoutConfig{}, &check.InputError{File: path, Problem: "cannot read: " + err.Error(), Fix: "pass an existing file; --print-timeouts prints one"}
+		return timeouts.Config{}, &check.InputError{File: path, Problem: "cannot read: " + err.Error(), Fix: "pass an existing file; --print-timeouts prints one"}
 	}
-	var t timeoutConfig
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	dec.KnownFields(true)
-	if err := dec.Decode(&t); err != nil && err != io.EOF {
-		var n int
-		fmt.Sscanf(trimAfter(err.Error(), "line "), "%d", &n)
-		return timeoutConfig{}, &check.InputError{File: path, Line: n, Problem: "invalid timeouts: " + err.Error(),
-			Fix: "sections cluster, istio, live, fixtures; durations like 90s or 3m; --print-timeouts shows every key"}
+	c, err := timeouts.Parse(data)
+	var pe *timeouts.ParseError
+	if errors.As(err, &pe) {
+		return timeouts.Config{}, &check.InputError{File: path, Line: pe.Line, Problem: pe.Problem,
+			Fix: "top-level poll and imagepullgrace, sections cluster, istio, live, pushed, fixtures; durations like 90s or 3m; --print-timeouts shows every key"}
 	}
-	return t, nil
+	if err != nil {
+		return timeouts.Config{}, err
+	}
+	return c.Resolve(), nil
 }
 
-func trimAfter(s, marker string) string {
-	if i := bytes.Index([]byte(s), []byte(marker)); i >= 0 {
-		return s[i+len(marker):]
-	}
-	return ""
-}
-
-// printTimeouts writes the defaults as a --timeouts file.
-func printTimeouts(w io.Writer) error {
-	enc := yaml.NewEncoder(w)
-	enc.SetIndent(2)
-	fmt.Fprintln(w, "# meshconform run --timeouts FILE: every bound of a live run, with its default.")
-	return enc.Encode(defaultTimeoutConfig())
-}
+// printTimeouts writes the defaults as a --timeouts file, every key with
+// the condition it waits for.
+func printTimeouts(w io.Writer) error { return timeouts.Print(w, timeouts.Default()) }

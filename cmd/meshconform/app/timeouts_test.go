@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/meshconform/meshconform/internal/timeouts"
 )
 
 func TestTimeoutsRoundTrip(t *testing.T) {
@@ -20,12 +22,12 @@ func TestTimeoutsRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, b.String())
 	}
-	if got != defaultTimeoutConfig() {
+	if got != timeouts.Default().Resolve() {
 		t.Fatalf("round trip changed values:\n%s", b.String())
 	}
 	os.WriteFile(p, []byte("live:\n  converge: 5m\n"), 0o644)
 	got, err = loadTimeouts(p)
-	if err != nil || got.Live.Converge != 5*time.Minute || got.Cluster.Create != 0 {
+	if err != nil || got.Live.Converge != 5*time.Minute || got.Cluster.Create != timeouts.DefaultCluster().Create {
 		t.Fatalf("partial file: %+v %v", got, err)
 	}
 	os.WriteFile(p, []byte("live:\n  convrge: 5m\n"), 0o644)
