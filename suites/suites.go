@@ -1,9 +1,8 @@
 package suites
 
 import (
-	"net/netip"
-
 	"github.com/meshconform/meshconform/fixtures"
+	"github.com/meshconform/meshconform/internal/netaddr"
 	"github.com/meshconform/meshconform/suites/check"
 	"github.com/meshconform/meshconform/suites/ingress"
 	"github.com/meshconform/meshconform/suites/masquerade"
@@ -66,7 +65,7 @@ func Env(eps map[string]fixtures.Endpoint, vars map[string]string) check.Env {
 	if echo, ok := all["echo"]; ok {
 		v["otherIP"] = echo.IP
 		if db, ok := all["mysql"]; ok {
-			v["fixtureCIDR"] = covering(echo.IP, db.IP)
+			v["fixtureCIDR"] = netaddr.Covering(echo.IP, db.IP)
 		}
 	}
 	for k, val := range vars {
@@ -92,19 +91,3 @@ func SimEndpoints() map[string]fixtures.Endpoint {
 
 // SimEnv is Env(SimEndpoints(), nil).
 func SimEnv() check.Env { return Env(SimEndpoints(), nil) }
-
-// covering returns the smallest IPv4 prefix holding both addresses.
-func covering(a, b string) string {
-	x, err1 := netip.ParseAddr(a)
-	y, err2 := netip.ParseAddr(b)
-	if err1 != nil || err2 != nil || !x.Is4() || !y.Is4() {
-		return a + "/32"
-	}
-	for bits := 32; bits >= 0; bits-- {
-		p, _ := x.Prefix(bits)
-		if p.Contains(y) {
-			return p.String()
-		}
-	}
-	return "0.0.0.0/0"
-}

@@ -754,12 +754,3 @@ func TestNewValidates(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
-
-func TestCoveringPrefix(t *testing.T) {
-	if got := coveringPrefix([]string{"10.244.0.0/24", "10.244.1.0/24"}); got != "10.244.0.0/23" {
-		t.Errorf("covering %s", got)
-	}
-	if got := coveringPrefix([]string{"10.244.3.0/24"}); got != "10.244.3.0/24" {
-		t.Errorf("covering %s", got)
-	}
-}

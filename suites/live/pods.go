@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/meshconform/meshconform/clusters"
+	"github.com/meshconform/meshconform/internal/netaddr"
 )
 
 // podsTemplate is the probe pods, their CA and the database password.
@@ -238,36 +239,5 @@ func (d *Driver) podCIDR(ctx context.Context) string {
 		d.log.Warn("cannot tell the pod CIDR", "error", err)
 		return ""
 	}
-	return coveringPrefix(cidrs)
-}
-
-// coveringPrefix returns the smallest IPv4 prefix that contains all cidrs
-// ("" if none parse).
-func coveringPrefix(cidrs []string) string {
-	var out netip.Prefix
-	for _, s := range cidrs {
-		p, err := netip.ParsePrefix(s)
-		if err != nil || !p.Addr().Is4() {
-			continue
-		}
-		p = p.Masked()
-		if !out.IsValid() {
-			out = p
-			continue
-		}
-		bits := min(out.Bits(), p.Bits())
-		for bits > 0 {
-			a, _ := out.Addr().Prefix(bits)
-			b, _ := p.Addr().Prefix(bits)
-			if a == b {
-				break
-			}
-			bits--
-		}
-		out, _ = out.Addr().Prefix(bits)
-	}
-	if !out.IsValid() {
-		return ""
-	}
-	return out.String()
+	return netaddr.Covering(cidrs...)
 }
