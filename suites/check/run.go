@@ -197,14 +197,15 @@ func JudgeNegativeControl(orig Check, r Result) Result {
 	return r
 }
 
-// summarizeObserved is an observation's outcome with its source address
-// or failure kind: "Allowed(NodeIP)", "Unreachable(timeout)".
+// summarizeObserved is an observation's outcome with the source address
+// or failure kind its expectation asks about: "Allowed(NodeIP)",
+// "Unreachable(timeout)".
 func summarizeObserved(o Observation) string {
 	s := string(o.Observed)
 	switch {
-	case o.SeenAs != "":
+	case o.Expect.WantSourceIP != "" && o.SeenAs != "":
 		s += "(" + string(o.SeenAs) + ")"
-	case o.Failure != "" && o.Observed != Allowed:
+	case o.Expect.WantFailure != "" && o.Failure != "":
 		s += "(" + o.Failure + ")"
 	}
 	return s
