@@ -233,8 +233,11 @@ func (r Result) Trace() string {
 		if o.Cluster != "" {
 			fmt.Fprintf(&b, " (cluster %s)", o.Cluster)
 		}
-		if o.SourceIP != "" {
+		switch {
+		case o.SourceIP != "" && o.SeenAs != "":
 			fmt.Fprintf(&b, " (seen as %s %s)", o.SeenAs, o.SourceIP)
+		case o.SourceIP != "":
+			fmt.Fprintf(&b, " (the target saw %s)", o.SourceIP)
 		}
 		if o.Failure != "" && o.Observed != Allowed {
 			fmt.Fprintf(&b, " (failed by %s)", o.Failure)
