@@ -35,6 +35,16 @@ const (
 	ExpectSeenAs = "seenAs"
 	// ExpectError is why the observation could not be made.
 	ExpectError = "error"
+	// ExpectFailure is how a failed connection failed (timeout, refused, ...).
+	ExpectFailure = "failure"
+	// ExpectJudged lists the facets of the expectation that were judged
+	// ("outcome,cluster"; check.Facet names), ExpectNotJudged those it asks
+	// for that this tier cannot observe ("rows,sqlError"); absent when none.
+	ExpectJudged    = "judged"
+	ExpectNotJudged = "notJudged"
+	// ExpectFlippedFrom, on a negative control, is the original expectation
+	// its mutation declares flipped (ExpectWant is then the declared outcome).
+	ExpectFlippedFrom = "flippedFrom"
 )
 
 // ExpectProp is the property name of expectation i's field:
@@ -61,7 +71,13 @@ func CaseProperties(res check.Result) [][2]string {
 			[2]string{ExpectProp(i, ExpectName), clean(ExpectationName(o))},
 			[2]string{ExpectProp(i, ExpectWant), want},
 			[2]string{ExpectProp(i, ExpectObserved), string(o.Observed)})
-		for _, f := range [][2]string{{ExpectCluster, o.Cluster}, {ExpectSeenAs, string(o.SeenAs)}, {ExpectError, o.Err}} {
+		failure := ""
+		if o.Observed != check.Allowed {
+			failure = o.Failure
+		}
+		for _, f := range [][2]string{{ExpectCluster, o.Cluster}, {ExpectSeenAs, string(o.SeenAs)}, {ExpectFailure, failure},
+			{ExpectJudged, check.JoinFacets(o.Judged())}, {ExpectNotJudged, check.JoinFacets(o.NotJudged())},
+			{ExpectFlippedFrom, o.Expect.FlippedFrom}, {ExpectError, o.Err}} {
 			if f[1] != "" {
 				out = append(out, [2]string{ExpectProp(i, f[0]), clean(f[1])})
 			}

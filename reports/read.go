@@ -54,6 +54,10 @@ func (c Case) Key() string { return c.Suite + "/" + c.Name }
 // ExpectationRecord is one expectation's expect.<i>.* properties.
 type ExpectationRecord struct {
 	Name, Want, Observed, Cluster, SeenAs, Error string
+	// Failure is how a failed connection failed; Judged and NotJudged the
+	// facets judged and not observable ("outcome,cluster"); FlippedFrom
+	// the original expectation of a negative control's flipped one.
+	Failure, Judged, NotJudged, FlippedFrom string
 }
 
 // ReadJUnit reads a report written by any meshconform command. Errors are
@@ -226,6 +230,14 @@ func readCase(suite string, tc Testcase) (Case, error) {
 				e.SeenAs = p.Value
 			case ExpectError:
 				e.Error = p.Value
+			case ExpectFailure:
+				e.Failure = p.Value
+			case ExpectJudged:
+				e.Judged = p.Value
+			case ExpectNotJudged:
+				e.NotJudged = p.Value
+			case ExpectFlippedFrom:
+				e.FlippedFrom = p.Value
 			}
 			// Unknown fields are ignored: a newer writer may add some.
 		}

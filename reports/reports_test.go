@@ -23,7 +23,7 @@ func sample() Report {
 			{Name: "UnregisteredHTTPBlocked", Suite: "registry-only", Status: check.Passed, Duration: 1500 * time.Millisecond,
 				Observations: []check.Observation{{Step: "s", Expect: exp, Observed: check.BlockedByMesh, Trace: []string{"listener 0.0.0.0_80"}}}},
 			{Name: "UnregisteredTLSBlocked", Suite: "registry-only", Status: check.Failed, Message: "expected BlockedByMesh, observed Allowed\nmore <&> \x00",
-				Observations: []check.Observation{{Step: "s", Expect: exp, Observed: check.Allowed, Cluster: "PassthroughCluster"}}},
+				Observations: []check.Observation{{Step: "s", Expect: exp, Observed: check.Allowed, Cluster: "PassthroughCluster", Observable: check.ConfigFacets}}},
 			{Name: "MySQLViaCIDR", Suite: "tcp-cidr", Status: check.Error, Message: check.ErrNotReady + ": istio-proxy image docker.io/istio/proxyv2:1.31.1 ErrImagePull"},
 			{Name: "Masq", Suite: "masquerade", Status: check.Skipped, Message: "filtered by --labels"},
 		},
@@ -176,6 +176,26 @@ func TestReadBack(t *testing.T) {
 	if len(tls.Expectations) != 1 || tls.Expectations[0].Want != want.Want || tls.Expectations[0].Observed != want.Observed ||
 		tls.Expectations[0].Cluster != want.Cluster || !strings.Contains(tls.Expectations[0].Name, "blocked.external.test") {
 		t.Errorf("expectations: %+v", tls.Expectations)
+	}
+	if e := tls.Expectations[0]; e.Judged != "outcome" || e.NotJudged != "" {
+		t.Errorf("facets: %+v", e)
+	}
+	// Facets a tier cannot observe are named in the properties, in the
+	// trace and in the failure text.
+	rows := check.Expectation{To: check.Destination{Address: "172.18.0.20", Port: 3306, Protocol: check.MySQL}, Want: check.Allowed,
+		WantCluster: "outbound|3306||mysql.external.test", WantRows: []string{"1,5"}}
+	traffic := check.Result{Name: "Rows", Suite: "tcp-cidr", Observations: []check.Observation{{Step: "s", Expect: rows, Observed: check.Allowed,
+		Rows: []string{"1,4"}, Observable: check.TrafficFacets}}}
+	traffic.Judge()
+	props := map[string]string{}
+	for _, p := range CaseProperties(traffic) {
+		props[p[0]] = p[1]
+	}
+	if props["expect.0.judged"] != "outcome,rows" || props["expect.0.notJudged"] != "cluster" {
+		t.Errorf("properties %v", props)
+	}
+	if !strings.Contains(traffic.Message, "expected rows [1,5], got [1,4] (not observed: cluster)") || !strings.Contains(traffic.Trace(), "judged: outcome, rows; not observed: cluster") {
+		t.Errorf("message %q trace %s", traffic.Message, traffic.Trace())
 	}
 	if c := byKey["tcp-cidr/MySQLViaCIDR"]; c.Status != check.Error || c.Type != "EnvironmentNotReady" || !strings.Contains(c.Reason, "proxyv2") {
 		t.Errorf("error case: %+v", c)

@@ -89,5 +89,12 @@ func SimEndpoints() map[string]fixtures.Endpoint {
 	}
 }
 
-// SimEnv is Env(SimEndpoints(), nil).
-func SimEnv() check.Env { return Env(SimEndpoints(), nil) }
+// SimVars are the simulation's network for the masquerade model: a pod
+// 10.244.0.7 of the pod CIDR on a node 172.18.0.2 of Docker's network
+// "kind" (172.18.0.0/16), where the fixtures are.
+func SimVars() map[string]string {
+	return map[string]string{"podIP": "10.244.0.7", "nodeIP": "172.18.0.2", "nodeNetwork": "172.18.0.0/16"}
+}
+
+// SimEnv is Env(SimEndpoints(), SimVars()).
+func SimEnv() check.Env { return Env(SimEndpoints(), SimVars()) }

@@ -1,8 +1,11 @@
 package ipmasq
 
 import (
+	"os"
+
 	"net/netip"
 	"reflect"
+	"sigs.k8s.io/yaml"
 	"strings"
 	"testing"
 )
@@ -67,5 +70,49 @@ func TestInvalid(t *testing.T) {
 		if _, err := Parse(config, Options{}); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Parse(%q) = %v, want error containing %q", config, err, want)
 		}
+	}
+}
+
+// TestUpstreamExamples evaluates the configs of the Kubernetes IP
+// Masquerade Agent User Guide and compares with the RETURN rules the guide
+// shows the agent writing for each (testdata/upstream-examples.yaml).
+func TestUpstreamExamples(t *testing.T) {
+	b, err := os.ReadFile("testdata/upstream-examples.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cases []struct {
+		Name       string   `json:"name"`
+		Config     string   `json:"config"`
+		Return     []string `json:"return"`
+		Masquerade []string `json:"masquerade"`
+		Keep       []string `json:"keep"`
+	}
+	if err := yaml.Unmarshal(b, &cases); err != nil { // "say" lines are prose for the reader
+		t.Fatal(err)
+	}
+	if len(cases) != 3 {
+		t.Fatalf("%d examples, want the guide's 3", len(cases))
+	}
+	for _, tc := range cases {
+		t.Run(tc.Name, func(t *testing.T) {
+			c, err := Parse(tc.Config, Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := c.RuleCIDRs(); !reflect.DeepEqual(got, tc.Return) {
+				t.Errorf("RETURN rules %v, the guide shows %v", got, tc.Return)
+			}
+			for _, d := range tc.Masquerade {
+				if !c.Masquerades(netip.MustParseAddr(d)) {
+					t.Errorf("%s kept the pod IP, want MASQUERADE", d)
+				}
+			}
+			for _, d := range tc.Keep {
+				if c.Masquerades(netip.MustParseAddr(d)) {
+					t.Errorf("%s masqueraded, want RETURN", d)
+				}
+			}
+		})
 	}
 }

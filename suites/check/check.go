@@ -2,6 +2,7 @@ package check
 
 import (
 	"fmt"
+	"reflect"
 	"regexp"
 	"sort"
 	"strings"
@@ -209,9 +210,21 @@ type Expectation struct {
 	// WantSQLError, for MySQL, is the server error number the query must
 	// fail with (e.g. 1142: command denied to the least-privilege user).
 	WantSQLError int `json:"wantSQLError,omitempty"`
+	// WantFailure, for a failed connection, is how it must fail: the
+	// probe's kind of evidence (FailureTimeout: no answer at all, not a
+	// refusal, no-route or DNS error).
+	WantFailure string `json:"wantFailure,omitempty"`
 	// Note explains the expectation in the report.
 	Note string `json:"note,omitempty"`
+	// FlippedFrom is set on the expectations of a negative control that
+	// its Mutation flips: the original expectation (WantString), which
+	// the broken check must not meet.
+	FlippedFrom string `json:"flippedFrom,omitempty"`
 }
+
+// FailureTimeout is WantFailure for "no answer within the attempt's
+// timeout": the value of the probe's Kind (suites/live/probe KindTimeout).
+const FailureTimeout = "timeout"
 
 func (e Expectation) String() string {
 	s := fmt.Sprintf("%s -> %s: %s", e.From, e.To, e.Want)
@@ -219,6 +232,57 @@ func (e Expectation) String() string {
 		s += " as " + string(e.WantSourceIP)
 	}
 	return s
+}
+
+// WantString is the expected outcome for a table: "Allowed",
+// "Allowed(NodeIP)", "Unreachable(timeout)".
+func (e Expectation) WantString() string {
+	w := string(e.Want)
+	switch {
+	case e.WantSourceIP != "":
+		w += "(" + string(e.WantSourceIP) + ")"
+	case e.WantFailure != "":
+		w += "(" + e.WantFailure + ")"
+	}
+	return w
+}
+
+// Facet is one part of an expectation a driver can judge.
+type Facet string
+
+// The facets of an expectation, in the order they are reported.
+const (
+	FacetOutcome  Facet = "outcome"  // Want: Allowed, BlockedByMesh, Unreachable
+	FacetCluster  Facet = "cluster"  // WantCluster: the Envoy cluster reached
+	FacetSeenAs   Facet = "seenAs"   // WantSourceIP: how the destination saw the client
+	FacetRows     Facet = "rows"     // WantRows: a MySQL query's rows
+	FacetSQLError Facet = "sqlError" // WantSQLError: a MySQL server error number
+	FacetFailure  Facet = "failure"  // WantFailure: how a connection failed (timeout, ...)
+)
+
+// AllFacets lists every facet in report order.
+var AllFacets = []Facet{FacetOutcome, FacetCluster, FacetSeenAs, FacetRows, FacetSQLError, FacetFailure}
+
+// Facets lists what e asks to be judged: always the outcome, then each
+// facet whose Want field is set.
+func (e Expectation) Facets() []Facet {
+	out := []Facet{FacetOutcome}
+	if e.WantCluster != "" {
+		out = append(out, FacetCluster)
+	}
+	if e.WantSourceIP != "" {
+		out = append(out, FacetSeenAs)
+	}
+	if len(e.WantRows) > 0 {
+		out = append(out, FacetRows)
+	}
+	if e.WantSQLError != 0 {
+		out = append(out, FacetSQLError)
+	}
+	if e.WantFailure != "" {
+		out = append(out, FacetFailure)
+	}
+	return out
 }
 
 // Manifest is one YAML document set applied by a check, embedded beside
@@ -287,12 +351,39 @@ const (
 )
 
 // Mutation breaks the property a check verifies, so that the check must
-// fail: its negative control.
+// fail: its negative control. It states which expectations it flips and
+// what must be observed instead; the control passes only when exactly
+// that is observed (see Check.Negated).
 type Mutation struct {
 	// Description says what is broken ("outboundTrafficPolicy ALLOW_ANY").
 	Description string
-	// Mutate changes a deep copy of the check.
+	// Mutate changes a deep copy of the check. It may change manifests,
+	// the policy and the masquerade setup, not the expectations.
 	Mutate func(*Check)
+	// Flips are the expectations the broken check must fail, each with
+	// the outcome observed instead; every other expectation must still be
+	// observed as the check wants it. At least one is required.
+	Flips []Flip
+}
+
+// Flip is one expectation a negative control flips, and what the broken
+// check observes for it instead.
+type Flip struct {
+	// Step and Expect index the expectation: Steps[Step].Expect[Expect]
+	// (0-based; the zero Flip is the first expectation).
+	Step, Expect int
+	// Observed is the outcome the broken check observes instead.
+	Observed Outcome
+	// SeenAs, when set, is how the destination sees the client instead.
+	SeenAs SourceIdentity
+}
+
+func (f Flip) String() string {
+	s := fmt.Sprintf("step %d expectation %d → %s", f.Step, f.Expect, f.Observed)
+	if f.SeenAs != "" {
+		s += "(" + string(f.SeenAs) + ")"
+	}
+	return s
 }
 
 // Check is one conformance check: a value in its suite's explicit list.
@@ -344,6 +435,12 @@ func (c Check) Clone() Check {
 				ne.From.Labels[k] = v
 			}
 			ne.WantRows = append([]string(nil), e.WantRows...)
+			if e.From.ProxyMetadata != nil {
+				ne.From.ProxyMetadata = map[string]string{}
+				for k, v := range e.From.ProxyMetadata {
+					ne.From.ProxyMetadata[k] = v
+				}
+			}
 			ns.Expect[j] = ne
 		}
 		out.Steps[i] = ns
@@ -351,9 +448,10 @@ func (c Check) Clone() Check {
 	return out
 }
 
-// Negated returns the check with its negative control applied, renamed
-// "<Name>/NegativeControl".
-func (c Check) Negated() Check {
+// Broken returns the check with its negative control's mutation applied
+// and its own expectations, renamed "<Name>/NegativeControl": it must
+// fail on exactly the expectations the mutation flips.
+func (c Check) Broken() Check {
 	out := c.Clone()
 	out.Name = c.Name + "/NegativeControl"
 	out.Description = "negative control: " + c.NegativeControl.Description
@@ -362,6 +460,39 @@ func (c Check) Negated() Check {
 	}
 	out.NegativeControl = Mutation{}
 	return out
+}
+
+// Negated is Broken with the declared flips as its expectations: each
+// flipped expectation wants the flip's outcome (and source address)
+// instead, and drops the facets that belong to the original outcome
+// (cluster, rows, SQL error, failure kind); FlippedFrom records the
+// original. A driver observes it like any check, so the live tier waits
+// for the flipped outcome to be observed Consecutive times, and a timeout
+// or an error never counts as the control failing. The negated check
+// passes only when every flip is observed and every other expectation is
+// met as the original wants it. Flips that point at no expectation are
+// ignored here (Validate rejects them).
+func (c Check) Negated() Check {
+	out := c.Broken()
+	for _, f := range c.NegativeControl.Flips {
+		if f.Step < 0 || f.Step >= len(out.Steps) || f.Expect < 0 || f.Expect >= len(out.Steps[f.Step].Expect) {
+			continue
+		}
+		e := &out.Steps[f.Step].Expect[f.Expect]
+		e.FlippedFrom = e.WantString()
+		e.Want, e.WantSourceIP = f.Observed, f.SeenAs
+		e.WantCluster, e.WantRows, e.WantSQLError, e.WantFailure = "", nil, 0, ""
+	}
+	return out
+}
+
+// ExpectationCount is the number of expectations over all steps.
+func (c Check) ExpectationCount() int {
+	n := 0
+	for _, s := range c.Steps {
+		n += len(s.Expect)
+	}
+	return n
 }
 
 // Needs reports whether the check declares requirement r.
@@ -399,6 +530,9 @@ func (c Check) Validate() error {
 	if c.NegativeControl.Mutate == nil || c.NegativeControl.Description == "" {
 		return fmt.Errorf("check %s: every check needs a negative control (Mutation with Description and Mutate)", c.Name)
 	}
+	if err := c.validateFlips(); err != nil {
+		return err
+	}
 	applied := map[string]bool{}
 	n := 0
 	for _, s := range c.Steps {
@@ -423,6 +557,48 @@ func (c Check) Validate() error {
 	}
 	if n == 0 {
 		return fmt.Errorf("check %s: no expectations", c.Name)
+	}
+	return nil
+}
+
+// validateFlips requires the negative control to declare at least one flip,
+// each pointing at an existing expectation and changing it, and the
+// mutation to leave the expectations as they are.
+func (c Check) validateFlips() error {
+	m := c.NegativeControl
+	if len(m.Flips) == 0 {
+		return fmt.Errorf("check %s: negative control %q declares no flip: set Mutation.Flips to the expectations it makes fail and the outcome observed instead", c.Name, m.Description)
+	}
+	seen := map[[2]int]bool{}
+	for _, f := range m.Flips {
+		if f.Step < 0 || f.Step >= len(c.Steps) || f.Expect < 0 || f.Expect >= len(c.Steps[f.Step].Expect) {
+			return fmt.Errorf("check %s: negative control flip %s points at no expectation (the check has %d steps)", c.Name, f, len(c.Steps))
+		}
+		if seen[[2]int{f.Step, f.Expect}] {
+			return fmt.Errorf("check %s: negative control flips %s twice", c.Name, f)
+		}
+		seen[[2]int{f.Step, f.Expect}] = true
+		e := c.Steps[f.Step].Expect[f.Expect]
+		if f.Observed == "" || f.Observed == Inconclusive {
+			return fmt.Errorf("check %s: negative control flip %s: Observed must be Allowed, BlockedByMesh or Unreachable", c.Name, f)
+		}
+		if f.Observed == e.Want && f.SeenAs == e.WantSourceIP {
+			return fmt.Errorf("check %s: negative control flip %s: the expectation already wants %s: a flip must change it", c.Name, f, e.WantString())
+		}
+	}
+	b, o := c.Broken(), c.Clone()
+	if len(b.Steps) != len(c.Steps) {
+		return fmt.Errorf("check %s: negative control changes the number of steps: a mutation may change what is applied, not what is expected", c.Name)
+	}
+	for i := range b.Steps {
+		if len(b.Steps[i].Expect) != len(c.Steps[i].Expect) {
+			return fmt.Errorf("check %s: negative control changes the expectations of step %q: a mutation may change what is applied, not what is expected", c.Name, c.Steps[i].Name)
+		}
+		for j := range b.Steps[i].Expect {
+			if !reflect.DeepEqual(b.Steps[i].Expect[j], o.Steps[i].Expect[j]) {
+				return fmt.Errorf("check %s: negative control changes expectation %d of step %q: declare it in Flips instead", c.Name, j, c.Steps[i].Name)
+			}
+		}
 	}
 	return nil
 }

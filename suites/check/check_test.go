@@ -14,13 +14,17 @@ func sample() Check {
 		Name: "SampleCheck", Suite: "s", Description: "d.", Policy: RegistryOnly,
 		Steps: []Step{{Name: "one", Apply: []Manifest{{Name: "m", Text: "host: {{host \"echo\"}}"}},
 			Expect: []Expectation{{From: Client, To: Destination{Target: "echo", Port: 80, Protocol: HTTP}, Want: BlockedByMesh}}}},
-		NegativeControl: WithPolicy(AllowAny),
+		NegativeControl: WithPolicy(AllowAny, Flip{Observed: Allowed}),
 	}
 }
 
+// fakeDriver is this package's own stand-in for a driver: it tests the
+// orchestration (RunAll, the negative-control verdict), not a tier.
 type fakeDriver struct {
 	outcome func(Check) Outcome
 	panics  bool
+	status  Status // forced Error/Skipped
+	err     string // observation error (a timeout, say)
 }
 
 func (f fakeDriver) Name() string { return "fake" }
@@ -29,9 +33,13 @@ func (f fakeDriver) Run(_ context.Context, c Check) Result {
 		panic("boom")
 	}
 	r := NewResult(c)
+	if f.status != "" {
+		r.Status, r.Message = f.status, "environment not ready: fake"
+		return r
+	}
 	for _, s := range c.Steps {
 		for _, e := range s.Expect {
-			r.Observations = append(r.Observations, Observation{Step: s.Name, Expect: e, Observed: f.outcome(c)})
+			r.Observations = append(r.Observations, Observation{Step: s.Name, Expect: e, Observed: f.outcome(c), Err: f.err})
 		}
 	}
 	r.Judge()
@@ -55,6 +63,14 @@ func TestValidate(t *testing.T) {
 		"negative control": func(c *Check) { c.NegativeControl = Mutation{} },
 		"Inconclusive":     func(c *Check) { c.Steps[0].Expect[0].Want = Inconclusive },
 		"no earlier step":  func(c *Check) { c.Steps[0].Delete = []string{"x"} },
+		"declares no flip": func(c *Check) { c.NegativeControl.Flips = nil },
+		"points at no expectation": func(c *Check) {
+			c.NegativeControl.Flips = []Flip{{Step: 0, Expect: 1, Observed: Allowed}}
+		},
+		"a flip must change it": func(c *Check) { c.NegativeControl.Flips = []Flip{{Observed: BlockedByMesh}} },
+		"declare it in Flips": func(c *Check) {
+			c.NegativeControl.Mutate = func(c *Check) { c.Steps[0].Expect[0].Want = Allowed }
+		},
 	} {
 		c := sample().Clone()
 		mutate(&c)
@@ -80,15 +96,101 @@ func TestRunAllNegativeControls(t *testing.T) {
 	if len(rs) != 2 || rs[0].Status != Passed || rs[1].Status != Passed || !rs[1].NegativeControl {
 		t.Fatalf("%+v", rs)
 	}
+	if !strings.Contains(rs[1].Message, "failed as declared") || !strings.Contains(rs[1].Message, "wants BlockedByMesh, observed Allowed as declared") {
+		t.Fatalf("message %q", rs[1].Message)
+	}
 	// A driver that observes the same thing whatever the policy: the
 	// negative control exposes a check that cannot fail.
 	blind := fakeDriver{outcome: func(Check) Outcome { return BlockedByMesh }}
 	rs = RunAll(context.Background(), blind, []Check{sample()}, RunOptions{NegativeControls: true})
-	if rs[1].Status != Failed || !strings.Contains(rs[1].Message, "cannot fail") {
-		t.Fatalf("%+v", rs[1])
+	want := "the broken check did not fail as declared (outboundTrafficPolicy ALLOW_ANY):\n[one] /client(meshed) -> HTTP :80: Allowed: expected Allowed (the negative control's declared flip of BlockedByMesh), observed BlockedByMesh"
+	if rs[1].Status != Failed || rs[1].Message != want {
+		t.Fatalf("%s\n got %q\nwant %q", rs[1].Status, rs[1].Message, want)
 	}
 	if ExitCode(rs) != 1 {
 		t.Fatalf("exit %d", ExitCode(rs))
+	}
+}
+
+// TestNegativeControlIsStrict: the control passes only on the declared
+// flip; another failure, a timeout, an error or an undeclared change
+// is not "the control failed".
+func TestNegativeControlIsStrict(t *testing.T) {
+	two := sample()
+	two.Steps[0].Expect = append(two.Steps[0].Expect, Expectation{From: Client, To: Destination{Target: "blocked", Port: 80, Protocol: HTTP}, Want: BlockedByMesh})
+	run := func(c Check, d Driver) Result {
+		rs := RunAll(context.Background(), d, []Check{c}, RunOptions{NegativeControls: true})
+		return rs[1]
+	}
+	// Everything allowed: the undeclared second expectation changed too.
+	r := run(two, policyDriver)
+	if r.Status != Failed || !strings.Contains(r.Message, "expected BlockedByMesh, observed Allowed — the mutation does not declare a change here") {
+		t.Fatalf("undeclared change: %s %q", r.Status, r.Message)
+	}
+	// A different outcome than declared: Unreachable is not Allowed.
+	r = run(sample(), fakeDriver{outcome: func(c Check) Outcome {
+		if c.Policy == RegistryOnly {
+			return BlockedByMesh
+		}
+		return Unreachable
+	}})
+	if r.Status != Failed || !strings.Contains(r.Message, "observed Unreachable") {
+		t.Fatalf("other outcome: %s %q", r.Status, r.Message)
+	}
+	// A timeout (an observation that did not converge) is a failure of
+	// the control even when its last observation matched.
+	r = run(sample(), fakeDriver{outcome: policyDriver.outcome, err: "did not converge within 2m0s"})
+	if r.Status != Failed || !strings.Contains(r.Message, "did not converge") {
+		t.Fatalf("timeout: %s %q", r.Status, r.Message)
+	}
+	// An error stays an error.
+	r = run(sample(), fakeDriver{outcome: policyDriver.outcome, status: Error})
+	if r.Status != Error || !r.NegativeControl {
+		t.Fatalf("error: %s %q", r.Status, r.Message)
+	}
+	// Missing observations are an error, not a pass.
+	r = JudgeNegativeControl(two, Result{Status: Passed, Observations: []Observation{{Expect: two.Negated().Steps[0].Expect[0], Observed: Allowed}}})
+	if r.Status != Error || !strings.Contains(r.Message, "1 observations for 2 expectations") {
+		t.Fatalf("missing: %s %q", r.Status, r.Message)
+	}
+}
+
+func TestNegatedFlipsOnlyTheDeclared(t *testing.T) {
+	c := sample()
+	c.Steps[0].Expect[0].WantCluster = "outbound|80||echo"
+	n := c.Negated()
+	e := n.Steps[0].Expect[0]
+	if e.Want != Allowed || e.FlippedFrom != "BlockedByMesh" || e.WantCluster != "" {
+		t.Fatalf("%+v", e)
+	}
+	if b := c.Broken(); b.Steps[0].Expect[0].Want != BlockedByMesh || b.Policy != AllowAny {
+		t.Fatalf("broken %+v", b)
+	}
+}
+
+func TestFacetsJudged(t *testing.T) {
+	e := Expectation{Want: Allowed, WantCluster: "outbound|80||echo", WantRows: []string{"1,5"}}
+	o := Observation{Expect: e, Observed: Allowed, Observable: TrafficFacets, Rows: []string{"1,5"}}
+	if JoinFacets(o.Judged()) != "outcome,rows" || JoinFacets(o.NotJudged()) != "cluster" || o.Mismatch() != "" {
+		t.Fatalf("judged %v not %v mismatch %q", o.Judged(), o.NotJudged(), o.Mismatch())
+	}
+	// Where the cluster is observable, a missing cluster is a mismatch.
+	o = Observation{Expect: e, Observed: Allowed, Observable: ConfigFacets}
+	if m := o.Mismatch(); m != "expected cluster outbound|80||echo, reached no cluster" {
+		t.Fatalf("mismatch %q", m)
+	}
+	r := Result{Observations: []Observation{o}}
+	if tr := r.Trace(); !strings.Contains(tr, "judged: outcome, cluster; not observed: rows") {
+		t.Fatalf("trace %s", tr)
+	}
+	r.Judge()
+	if !strings.Contains(r.Message, "(not observed: rows)") {
+		t.Fatalf("message %q", r.Message)
+	}
+	// Failure kind.
+	u := Observation{Expect: Expectation{Want: Unreachable, WantFailure: FailureTimeout}, Observed: Unreachable, Failure: "refused", Observable: TrafficFacets}
+	if m := u.Mismatch(); m != "expected the connection to fail by timeout, it failed by refused" {
+		t.Fatalf("mismatch %q", m)
 	}
 }
 

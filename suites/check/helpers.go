@@ -10,10 +10,11 @@ var Control = Source{Kind: PlainPod, Labels: map[string]string{"app": "control"}
 var Host = Source{Kind: Outside}
 
 // WithPolicy is a negative control that runs the check under another
-// outboundTrafficPolicy.
-func WithPolicy(p OutboundPolicy) Mutation {
+// outboundTrafficPolicy and flips the expectations named by flips.
+func WithPolicy(p OutboundPolicy, flips ...Flip) Mutation {
 	return Mutation{
 		Description: "outboundTrafficPolicy " + string(p),
 		Mutate:      func(c *Check) { c.Policy = p },
+		Flips:       flips,
 	}
 }

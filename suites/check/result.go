@@ -36,6 +36,9 @@ type Observation struct {
 	Rows []string
 	// SQLError is the MySQL server error number the query failed with.
 	SQLError int
+	// Failure is how a failed connection failed, as the probe classifies
+	// it ("timeout", "refused", "no-route", "dns", ...; FailureTimeout).
+	Failure string
 	// Trace is the path through the proxy config or the probe's steps.
 	Trace []string
 	// Evidence supports the verdict (status line, Envoy stat, errno).
@@ -47,13 +50,70 @@ type Observation struct {
 	Converged time.Duration
 	// Err is set when the observation itself could not be made.
 	Err string
-	// PathOnly is set by drivers that observe the network path but not
-	// the application (the simulation): rows and SQL errors are then not
-	// judged, and the trace says so.
-	PathOnly bool
+	// Observable lists the facets the driver could observe for this
+	// expectation (the config tiers see the outcome and the Envoy
+	// cluster, the traffic tier the outcome, source address, rows, SQL
+	// errors and failure kind); nil means every facet. A facet the
+	// expectation asks for but the driver cannot observe is not judged,
+	// and reports say "not observed: <facet>" (NotJudged).
+	Observable []Facet
 }
 
-// Mismatch returns "" when the observation meets the expectation, or why not.
+// Facets a driver of Envoy config (the simulation, the pushed-config
+// tier) observes, and those a traffic driver observes.
+var (
+	ConfigFacets  = []Facet{FacetOutcome, FacetCluster}
+	TrafficFacets = []Facet{FacetOutcome, FacetSeenAs, FacetRows, FacetSQLError, FacetFailure}
+)
+
+func (o Observation) observable(f Facet) bool {
+	if o.Observable == nil {
+		return true
+	}
+	for _, x := range o.Observable {
+		if x == f {
+			return true
+		}
+	}
+	return false
+}
+
+// Judged lists the facets of the expectation that were judged: asked for
+// and observable.
+func (o Observation) Judged() []Facet {
+	var out []Facet
+	for _, f := range o.Expect.Facets() {
+		if o.observable(f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// NotJudged lists the facets the expectation asks for that the driver
+// could not observe.
+func (o Observation) NotJudged() []Facet {
+	var out []Facet
+	for _, f := range o.Expect.Facets() {
+		if !o.observable(f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// JoinFacets renders facets as "outcome,cluster".
+func JoinFacets(fs []Facet) string {
+	s := make([]string, len(fs))
+	for i, f := range fs {
+		s[i] = string(f)
+	}
+	return strings.Join(s, ",")
+}
+
+// Mismatch returns "" when the observation meets the expectation, or why
+// not. Only the judged facets count; the others are reported as not
+// observed, never as met.
 func (o Observation) Mismatch() string {
 	e := o.Expect
 	var why []string
@@ -61,26 +121,43 @@ func (o Observation) Mismatch() string {
 		why = append(why, o.Err)
 	}
 	if o.Observed != e.Want {
-		why = append(why, fmt.Sprintf("expected %s, observed %s", e.Want, o.Observed))
+		w := string(e.Want)
+		if e.FlippedFrom != "" {
+			w += " (the negative control's declared flip of " + e.FlippedFrom + ")"
+		}
+		why = append(why, fmt.Sprintf("expected %s, observed %s", w, o.Observed))
+		return strings.Join(why, "; ")
 	}
-	if o.Observed == e.Want && e.WantCluster != "" && o.Cluster != "" && o.Cluster != e.WantCluster {
-		why = append(why, fmt.Sprintf("expected cluster %s, reached %s", e.WantCluster, o.Cluster))
+	judged := map[Facet]bool{}
+	for _, f := range o.Judged() {
+		judged[f] = true
 	}
-	if o.Observed == e.Want && e.WantSourceIP != "" && o.SeenAs != e.WantSourceIP {
+	if judged[FacetCluster] && o.Cluster != e.WantCluster {
+		reached := o.Cluster
+		if reached == "" {
+			reached = "no cluster"
+		}
+		why = append(why, fmt.Sprintf("expected cluster %s, reached %s", e.WantCluster, reached))
+	}
+	if judged[FacetSeenAs] && o.SeenAs != e.WantSourceIP {
 		seen := string(o.SeenAs)
 		if seen == "" {
 			seen = "unknown"
 		}
 		why = append(why, strings.TrimSpace(fmt.Sprintf("expected the destination to see the %s, it saw %s %s", e.WantSourceIP, seen, o.SourceIP)))
 	}
-	if o.PathOnly {
-		return strings.Join(why, "; ")
-	}
-	if o.Observed == e.Want && len(e.WantRows) > 0 && strings.Join(o.Rows, ";") != strings.Join(e.WantRows, ";") {
+	if judged[FacetRows] && strings.Join(o.Rows, ";") != strings.Join(e.WantRows, ";") {
 		why = append(why, fmt.Sprintf("expected rows %v, got %v", e.WantRows, o.Rows))
 	}
-	if o.Observed == e.Want && e.WantSQLError != 0 && o.SQLError != e.WantSQLError {
+	if judged[FacetSQLError] && o.SQLError != e.WantSQLError {
 		why = append(why, fmt.Sprintf("expected MySQL error %d, got %d", e.WantSQLError, o.SQLError))
+	}
+	if judged[FacetFailure] && o.Failure != e.WantFailure {
+		got := o.Failure
+		if got == "" {
+			got = "unknown"
+		}
+		why = append(why, fmt.Sprintf("expected the connection to fail by %s, it failed by %s", e.WantFailure, got))
 	}
 	return strings.Join(why, "; ")
 }
@@ -109,11 +186,7 @@ func NewResult(c Check) Result {
 	var want []string
 	for _, s := range c.Steps {
 		for _, e := range s.Expect {
-			w := string(e.Want)
-			if e.WantSourceIP != "" {
-				w += "(" + string(e.WantSourceIP) + ")"
-			}
-			want = append(want, w)
+			want = append(want, e.WantString())
 		}
 	}
 	return Result{Name: c.Name, Suite: c.Suite, Description: c.Description, Labels: c.AllLabels(), Want: strings.Join(want, ",")}
@@ -128,7 +201,7 @@ func (r *Result) Judge() {
 	var fails []string
 	for _, o := range r.Observations {
 		if m := o.Mismatch(); m != "" {
-			fails = append(fails, fmt.Sprintf("[%s] %s: %s", o.Step, o.Expect, m))
+			fails = append(fails, failLine(o, m))
 		}
 	}
 	if len(r.Observations) == 0 {
@@ -142,6 +215,16 @@ func (r *Result) Judge() {
 	r.Status, r.Message = Passed, ""
 }
 
+// failLine is one failed expectation in a Failed message; facets that
+// were not observed are named, so a failure never reads as complete.
+func failLine(o Observation, mismatch string) string {
+	s := fmt.Sprintf("[%s] %s: %s", o.Step, o.Expect, mismatch)
+	if nj := o.NotJudged(); len(nj) > 0 {
+		s += " (not observed: " + strings.ReplaceAll(JoinFacets(nj), ",", ", ") + ")"
+	}
+	return s
+}
+
 // Trace renders every observation's trace for a report.
 func (r Result) Trace() string {
 	var b strings.Builder
@@ -150,8 +233,22 @@ func (r Result) Trace() string {
 		if o.Cluster != "" {
 			fmt.Fprintf(&b, " (cluster %s)", o.Cluster)
 		}
-		if o.SourceIP != "" {
+		switch {
+		case o.SourceIP != "" && o.SeenAs != "":
 			fmt.Fprintf(&b, " (seen as %s %s)", o.SeenAs, o.SourceIP)
+		case o.SourceIP != "":
+			fmt.Fprintf(&b, " (the target saw %s)", o.SourceIP)
+		}
+		if o.Failure != "" && o.Observed != Allowed {
+			fmt.Fprintf(&b, " (failed by %s)", o.Failure)
+		}
+		b.WriteString("\n")
+		if o.Expect.FlippedFrom != "" {
+			fmt.Fprintf(&b, "  negative control: the check wants %s; its mutation declares %s instead\n", o.Expect.FlippedFrom, o.Expect.WantString())
+		}
+		fmt.Fprintf(&b, "  judged: %s", strings.ReplaceAll(JoinFacets(o.Judged()), ",", ", "))
+		if nj := o.NotJudged(); len(nj) > 0 {
+			fmt.Fprintf(&b, "; not observed: %s", strings.ReplaceAll(JoinFacets(nj), ",", ", "))
 		}
 		b.WriteString("\n")
 		for _, t := range o.Trace {
@@ -172,13 +269,7 @@ func (r Result) Expected() string {
 	if r.Want != "" {
 		return r.Want
 	}
-	return summarize(r.Observations, func(o Observation) string {
-		s := string(o.Expect.Want)
-		if o.Expect.WantSourceIP != "" {
-			s += "(" + string(o.Expect.WantSourceIP) + ")"
-		}
-		return s
-	})
+	return summarize(r.Observations, func(o Observation) string { return o.Expect.WantString() })
 }
 
 // ObservedSummary summarises what was observed for a table.
@@ -193,8 +284,11 @@ func (r Result) ObservedSummary() string {
 		if s == "" {
 			s = "?"
 		}
-		if o.SeenAs != "" {
+		switch {
+		case o.SeenAs != "":
 			s += "(" + string(o.SeenAs) + ")"
+		case o.Failure != "" && o.Expect.WantFailure != "":
+			s += "(" + o.Failure + ")"
 		}
 		return s
 	})

@@ -127,15 +127,18 @@ func RunAll(ctx context.Context, d Driver, checks []Check, o RunOptions) []Resul
 			emit(r)
 			continue
 		}
-		emit(runOne(ctx, d, c, false))
+		emit(runOne(ctx, d, c, nil))
 		if o.NegativeControls && c.NegativeControl.Mutate != nil {
-			emit(runOne(ctx, d, c.Negated(), true))
+			orig := c
+			emit(runOne(ctx, d, c.Negated(), &orig))
 		}
 	}
 	return out
 }
 
-func runOne(ctx context.Context, d Driver, c Check, negative bool) (r Result) {
+// runOne runs c; for a negative control, orig is the check it was made
+// from and the result becomes the control's verdict (JudgeNegativeControl).
+func runOne(ctx context.Context, d Driver, c Check, orig *Check) (r Result) {
 	start := time.Now()
 	defer func() {
 		if p := recover(); p != nil {
@@ -144,24 +147,68 @@ func runOne(ctx context.Context, d Driver, c Check, negative bool) (r Result) {
 			r.Message = fmt.Sprintf("%s driver panicked: %v\n%s", d.Name(), p, debug.Stack())
 		}
 		r.Duration = time.Since(start)
-		if negative {
-			r = negate(r)
+		if orig != nil {
+			r = JudgeNegativeControl(*orig, r)
 		}
 	}()
 	return d.Run(ctx, c)
 }
 
-// negate turns the result of a broken check into the negative control's
-// verdict: it passes only if the broken check failed.
-func negate(r Result) Result {
+// JudgeNegativeControl turns the result of orig.Negated() into the
+// negative control's verdict. The control passes only when the broken
+// check observed exactly what orig's Mutation.Flips declare (each flipped
+// expectation observed with the declared outcome) and every other
+// expectation as orig wants it. An observed outcome other than the
+// declared one, an expectation the mutation should not have changed, a
+// timeout (no convergence) or a missing observation make it Failed with
+// what was observed instead; an Error or Skipped result stays one: a
+// check that could not run says nothing about its property.
+func JudgeNegativeControl(orig Check, r Result) Result {
 	r.NegativeControl = true
 	switch r.Status {
-	case Failed:
-		r.Status, r.Message = Passed, "the broken check failed as it must:\n"+r.Message
-	case Passed:
-		r.Status, r.Message = Failed, "the check still passes with its property broken: it cannot fail"
+	case Error, Skipped:
+		return r
 	}
+	if want := orig.ExpectationCount(); len(r.Observations) != want {
+		r.Status = Error
+		r.Message = fmt.Sprintf("negative control (%s): the broken check made %d observations for %d expectations", orig.NegativeControl.Description, len(r.Observations), want)
+		return r
+	}
+	var flipped, other, seen []string
+	for _, o := range r.Observations {
+		m := o.Mismatch()
+		switch {
+		case m == "" && o.Expect.FlippedFrom != "":
+			seen = append(seen, fmt.Sprintf("[%s] %s: wants %s, observed %s as declared", o.Step, o.Expect.From.String()+" -> "+o.Expect.To.String(), o.Expect.FlippedFrom, summarizeObserved(o)))
+		case m == "":
+		case o.Expect.FlippedFrom != "":
+			flipped = append(flipped, failLine(o, m))
+		default:
+			other = append(other, failLine(o, m)+" — the mutation does not declare a change here")
+		}
+	}
+	if len(flipped) == 0 && len(other) == 0 {
+		r.Status = Passed
+		r.Message = "the broken check failed as declared (" + orig.NegativeControl.Description + "):\n" + strings.Join(seen, "\n")
+		return r
+	}
+	r.Status = Failed
+	r.Message = "the broken check did not fail as declared (" + orig.NegativeControl.Description + "):\n" + strings.Join(append(flipped, other...), "\n")
 	return r
+}
+
+// summarizeObserved is an observation's outcome with the source address
+// or failure kind its expectation asks about: "Allowed(NodeIP)",
+// "Unreachable(timeout)".
+func summarizeObserved(o Observation) string {
+	s := string(o.Observed)
+	switch {
+	case o.Expect.WantSourceIP != "" && o.SeenAs != "":
+		s += "(" + string(o.SeenAs) + ")"
+	case o.Expect.WantFailure != "" && o.Failure != "":
+		s += "(" + o.Failure + ")"
+	}
+	return s
 }
 
 // Counts tallies statuses.

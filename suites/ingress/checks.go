@@ -54,6 +54,7 @@ func Checks() []check.Check {
 			NegativeControl: check.Mutation{
 				Description: "the VirtualService is missing: the gateway has no route to the greeter",
 				Mutate:      func(c *check.Check) { c.Steps[0].Apply = c.Steps[0].Apply[:2] },
+				Flips:       []check.Flip{{Observed: check.BlockedByMesh}},
 			},
 		},
 		{
@@ -71,6 +72,7 @@ func Checks() []check.Check {
 					replace(c, "gateway", "protocol: HTTPS", "protocol: HTTP")
 					replace(c, "gateway", "    tls:\n      mode: SIMPLE\n      credentialName: {{var \"tlsSecret\"}}\n", "")
 				},
+				Flips: []check.Flip{{Observed: check.Allowed}},
 			},
 		},
 		{
@@ -88,6 +90,7 @@ func Checks() []check.Check {
 					replace(c, "gateway", `- {{host "ingress"}}`, `- "*"`)
 					replace(c, "virtualservice", `- {{host "ingress"}}`, `- "*"`)
 				},
+				Flips: []check.Flip{{Observed: check.Allowed}},
 			},
 		},
 	}

@@ -388,7 +388,15 @@ func (d *Driver) change(ctx context.Context, step check.Step, applied map[string
 		}
 		d.log.Debug("ran admin SQL", "statements", len(step.AdminSQL))
 	}
-	return time.Now(), nil
+	return d.clock().Now(), nil
+}
+
+// clock is the configured time source, the wall clock by default.
+func (d *Driver) clock() clock {
+	if d.cfg.clock != nil {
+		return d.cfg.clock
+	}
+	return realClock{}
 }
 
 // nextRating picks a rating 1..5 different from the last one set, so a

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -17,17 +18,19 @@ import (
 
 	"github.com/meshconform/meshconform/clusters"
 	"github.com/meshconform/meshconform/fixtures"
-	"github.com/meshconform/meshconform/internal/ipmasq"
+	"github.com/meshconform/meshconform/suites"
 	"github.com/meshconform/meshconform/suites/check"
 	"github.com/meshconform/meshconform/suites/live/probe"
+	"github.com/meshconform/meshconform/suites/masquerade"
 )
 
 // These tests cover the orchestration that needs Istio and a cluster to
 // run for real: preflight, classification with the control pod,
 // convergence, policy switching, the masquerade setup and cleanup. The
 // cluster, mesh, probes, routes and SQL are fakes of this package's own
-// interfaces; the probe itself is tested against real sockets in
-// suites/live/probe.
+// interfaces: they test our orchestration, never a tier's verdict (the
+// shipped checks are judged against the simulation in oracle_test.go);
+// the probe itself is tested against real sockets in suites/live/probe.
 
 const (
 	controlIP = "10.244.0.7"
@@ -41,7 +44,8 @@ type fakeCluster struct {
 	mu         sync.Mutex
 	client     kubernetes.Interface
 	calls      []string
-	applied    map[string]bool // object names currently applied
+	applied    map[string]bool   // "Kind/name" of the objects currently applied
+	docs       map[string]string // "Kind/name" -> the manifest it came in (not the driver's pods)
 	masqConfig string
 	cniMasq    bool
 	ipMasqErr  error
@@ -58,7 +62,7 @@ func newFakeCluster() *fakeCluster {
 	}
 	cm := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "kubeadm-config", Namespace: "kube-system"},
 		Data: map[string]string{"ClusterConfiguration": "networking:\n  podSubnet: 10.244.0.0/16\n  serviceSubnet: 10.96.0.0/16\n"}}
-	return &fakeCluster{client: fake.NewClientset(pod(ControlPod, controlIP), pod(ClientPod, clientIP), cm), applied: map[string]bool{}, cniMasq: true}
+	return &fakeCluster{client: fake.NewClientset(pod(ControlPod, controlIP), pod(ClientPod, clientIP), cm), applied: map[string]bool{}, docs: map[string]string{}, cniMasq: true}
 }
 
 func (f *fakeCluster) record(format string, args ...any) {
@@ -89,6 +93,10 @@ func (f *fakeCluster) Apply(ctx context.Context, ns, yaml string) ([]clusters.Ob
 		return nil, err
 	}
 	var out []clusters.Object
+	pods := false
+	for _, u := range objs {
+		pods = pods || u.GetKind() == "Pod"
+	}
 	for _, u := range objs {
 		for sub, e := range f.applyErr {
 			if strings.Contains(u.GetName(), sub) {
@@ -96,10 +104,14 @@ func (f *fakeCluster) Apply(ctx context.Context, ns, yaml string) ([]clusters.Ob
 			}
 		}
 		f.record("apply %s/%s", u.GetKind(), u.GetName())
+		key := u.GetKind() + "/" + u.GetName()
 		f.mu.Lock()
-		f.applied[u.GetName()] = true
+		f.applied[key] = true
+		if !pods {
+			f.docs[key] = yaml
+		}
 		f.mu.Unlock()
-		out = append(out, clusters.Object{Name: u.GetName(), Namespace: ns})
+		out = append(out, clusters.Object{GVK: u.GroupVersionKind(), Name: u.GetName(), Namespace: ns})
 	}
 	return out, nil
 }
@@ -107,15 +119,34 @@ func (f *fakeCluster) Delete(ctx context.Context, objs []clusters.Object) error 
 	for _, o := range objs {
 		f.record("delete %s", o.Name)
 		f.mu.Lock()
-		delete(f.applied, o.Name)
+		delete(f.applied, o.GVK.Kind+"/"+o.Name)
 		f.mu.Unlock()
 	}
 	return nil
 }
+
+// appliedCount is how many objects of the checks' manifests are applied.
+func (f *fakeCluster) appliedCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n := 0
+	for name := range f.applied {
+		if _, ok := f.docs[name]; ok {
+			n++
+		}
+	}
+	return n
+}
+
 func (f *fakeCluster) isApplied(name string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.applied[name]
+	for key := range f.applied {
+		if strings.HasSuffix(key, "/"+name) {
+			return true
+		}
+	}
+	return false
 }
 func (f *fakeCluster) EnsureNamespace(ctx context.Context, name string, labels map[string]string) error {
 	f.record("namespace %s %v", name, labels)
@@ -257,25 +288,13 @@ func (r *fakeRouter) has() bool {
 	return len(r.routes) > 0
 }
 
-type fakeAdmin struct {
-	mu    sync.Mutex
-	stmts []string
-}
-
-func (a *fakeAdmin) Exec(ctx context.Context, stmt string) error {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.stmts = append(a.stmts, stmt)
-	return nil
-}
-func (a *fakeAdmin) Close() error { return nil }
-
 type env struct {
 	cl     *fakeCluster
 	mesh   *fakeMesh
 	prober *fakeProber
 	router *fakeRouter
-	admin  *fakeAdmin
+	db     *fakeDB
+	oracle *oracle // set by newOracleEnv
 	d      *Driver
 }
 
@@ -288,7 +307,7 @@ func endpoints() map[string]fixtures.Endpoint {
 
 func newEnv(t *testing.T, mesh Mesh, meshErr error, answer func(pod string, q probe.Request) probe.Result, extra ...Option) *env {
 	t.Helper()
-	e := &env{cl: newFakeCluster(), prober: &fakeProber{answer: answer}, router: &fakeRouter{routes: map[route]bool{}}, admin: &fakeAdmin{}}
+	e := &env{cl: newFakeCluster(), prober: &fakeProber{answer: answer}, router: &fakeRouter{routes: map[route]bool{}}, db: newFakeDB()}
 	if m, ok := mesh.(*fakeMesh); ok {
 		e.mesh = m
 	}
@@ -297,7 +316,7 @@ func newEnv(t *testing.T, mesh Mesh, meshErr error, answer func(pod string, q pr
 		WithCA([]byte("-----BEGIN CERTIFICATE-----\n")), WithMySQL("root:pw@tcp(127.0.0.1:3306)/test", "bookinfo", "s3cret"),
 		WithEchoContainer("meshconform-mc-1-echo"), WithHelperImage("kind-node:test"), WithIPMasqAgentImage("ip-masq:test"),
 		WithTimeouts(Timeouts{Converge: 2 * time.Second, Settled: time.Second, Poll: time.Millisecond, Consecutive: 3}),
-		func(c *config) { c.prober, c.router, c.admin = e.prober, e.router, e.admin },
+		func(c *config) { c.prober, c.router, c.admin = e.prober, e.router, e.db },
 	}
 	d, err := New(append(opts, extra...)...)
 	if err != nil {
@@ -324,25 +343,15 @@ func meshedHTTP(want check.Outcome) check.Expectation {
 	return check.Expectation{From: check.Source{Kind: check.MeshedPod}, To: check.Destination{Target: "echo", Port: 80, Protocol: check.HTTP}, Want: want}
 }
 
-func negate(c *check.Check) {
-	for i := range c.Steps {
-		for j := range c.Steps[i].Expect {
-			e := &c.Steps[i].Expect[j]
-			if e.Want == check.Allowed {
-				e.Want = check.BlockedByMesh
-			} else {
-				e.Want = check.Allowed
-			}
-		}
-	}
-}
+// noControl is the negative control of test checks that never run it.
+var noControl = check.Mutation{Description: "not run by this test", Mutate: func(*check.Check) {}}
 
 func registryOnlyCheck() check.Check {
 	return check.Check{
 		Name: "UnregisteredHTTPBlocked", Suite: "registry-only", Description: "unregistered HTTP gets 502",
 		Policy: check.RegistryOnly, Requires: []check.Requirement{check.NeedsIstio, check.NeedsSidecar},
 		Steps:           []check.Step{{Name: "blocked", Expect: []check.Expectation{meshedHTTP(check.BlockedByMesh)}}},
-		NegativeControl: check.Mutation{Description: "expect Allowed", Mutate: negate},
+		NegativeControl: check.WithPolicy(check.AllowAny, check.Flip{Observed: check.Allowed}),
 	}
 }
 
@@ -385,7 +394,10 @@ func TestSidecarNotReadyIsReported(t *testing.T) {
 	}
 }
 
-func TestBlockedWithEvidenceAndControl(t *testing.T) {
+// TestBlockedWithControlProbe: a meshed block is repeated from the control
+// pod, the policy is switched and awaited on the client; the Evidence is
+// the probe's own detail (here the fake's), never Envoy counters.
+func TestBlockedWithControlProbe(t *testing.T) {
 	m := &fakeMesh{policy: "ALLOW_ANY"}
 	e := newEnv(t, m, nil, func(pod string, q probe.Request) probe.Result {
 		if pod == ClientPod && m.current() == "REGISTRY_ONLY" {
@@ -407,11 +419,11 @@ func TestBlockedWithEvidenceAndControl(t *testing.T) {
 	if len(m.sets) != 1 || m.sets[0] != "REGISTRY_ONLY wait meshconform/client" {
 		t.Errorf("policy switches %v", m.sets)
 	}
-	// The negative control must fail for real: the same observation against
-	// the flipped expectation.
+	// The negative control runs under ALLOW_ANY and must observe its
+	// declared flip (Allowed), after the policy switch back.
 	neg := check.RunAll(context.Background(), e.d, []check.Check{registryOnlyCheck()}, check.RunOptions{NegativeControls: true})
-	if len(neg) != 2 || neg[1].Status != check.Passed || !neg[1].NegativeControl {
-		t.Fatalf("negative control: %+v", neg[len(neg)-1])
+	if len(neg) != 2 || neg[1].Status != check.Passed || !neg[1].NegativeControl || !strings.Contains(neg[1].Message, "wants BlockedByMesh, observed Allowed as declared") {
+		t.Fatalf("negative control: %s %q", neg[1].Status, neg[1].Message)
 	}
 }
 
@@ -441,8 +453,13 @@ func serviceEntryCheck() check.Check {
 				Expect: []check.Expectation{meshedHTTP(check.Allowed)}},
 			{Name: "deleted", Delete: []string{"entry"}, Expect: []check.Expectation{meshedHTTP(check.BlockedByMesh)}},
 		},
-		NegativeControl: check.Mutation{Description: "flip", Mutate: negate},
+		NegativeControl: noControl,
 	}
+}
+
+// withFakeClock makes convergence time advance by exactly Poll per round.
+func withFakeClock() Option {
+	return func(c *config) { c.clock = &fakeClock{now: time.Unix(1700000000, 0)} }
 }
 
 func TestConvergenceMeasuresPropagation(t *testing.T) {
@@ -463,13 +480,15 @@ func TestConvergenceMeasuresPropagation(t *testing.T) {
 		}
 		lag = 0
 		return blocked()
-	})
+	}, withFakeClock())
 	r := e.d.Run(context.Background(), serviceEntryCheck())
 	if r.Status != check.Passed {
 		t.Fatalf("%s: %s\n%s", r.Status, r.Message, r.Trace())
 	}
-	if r.Observations[0].Converged <= 0 {
-		t.Errorf("propagation time not recorded: %v", r.Observations[0].Converged)
+	// The entry took effect at the 5th observation, 4 polls after it was
+	// applied: that is the propagation time, exactly.
+	if got, want := r.Observations[0].Converged, 4*time.Millisecond; got != want {
+		t.Errorf("propagation %v, want %v (4 polls)", got, want)
 	}
 	if e.cl.isApplied("echo-http") {
 		t.Error("manifest still applied after the check")
@@ -519,11 +538,15 @@ func TestFlappingNeverPasses(t *testing.T) {
 			return blocked()
 		}
 		return allowed(clientIP)
-	})
+	}, withFakeClock())
 	c := registryOnlyCheck()
 	r := e.d.Run(context.Background(), c)
-	if r.Status == check.Passed {
-		t.Fatalf("a flapping observation passed:\n%s", r.Trace())
+	// The clock advances one Poll per round: the step changed nothing, so
+	// the bound is Settled (1 s) and the last of 1002 rounds (an even
+	// probe: blocked) matched once.
+	want := "[blocked] meshconform/pod(meshed) -> HTTP echo.external.test:80: BlockedByMesh: did not converge within 1s after the change (1002 rounds; 3 consecutive matching observations needed, last streak 1)"
+	if r.Status != check.Failed || r.Message != want {
+		t.Fatalf("%s\n got %q\nwant %q\n%s", r.Status, r.Message, want, r.Trace())
 	}
 }
 
@@ -556,60 +579,39 @@ func TestPolicyKeptAcrossChecksAndRestored(t *testing.T) {
 	}
 }
 
-// masqueradeCheck: with config nonMasq=[podCIDR] the echo target sees the
-// node IP; with the defaults (172.16/12 not masqueraded) and no return
-// route the connection fails; with a return route it sees the pod IP.
-func masqueradeChecks() []check.Check {
-	plain := func(want check.Outcome, as check.SourceIdentity) check.Expectation {
-		return check.Expectation{From: check.Source{Kind: check.PlainPod}, To: check.Destination{Target: "echo", Port: 80, Protocol: check.HTTP}, Want: want, WantSourceIP: as}
-	}
-	mk := func(name, cfg string, rr bool, e check.Expectation) check.Check {
-		return check.Check{Name: name, Suite: "masquerade", Description: name, Masquerade: &check.Masquerade{Config: cfg, ReturnRoute: rr},
-			Requires: []check.Requirement{check.NeedsIPMasqAgent},
-			Steps:    []check.Step{{Name: "probe", Expect: []check.Expectation{e}}},
-			NegativeControl: check.Mutation{Description: "swap config", Mutate: func(c *check.Check) {
-				if c.Masquerade.Config == "" {
-					c.Masquerade.Config = "nonMasqueradeCIDRs: [{{var \"podCIDR\"}}]\n"
-				} else {
-					c.Masquerade.Config = ""
-				}
-			}}}
-	}
-	return []check.Check{
-		mk("OutsideNonMasqSeenAsNode", "nonMasqueradeCIDRs: [{{var \"podCIDR\"}}]\n", false, plain(check.Allowed, check.NodeIP)),
-		mk("InsideNonMasqNoRouteFails", "", false, plain(check.Unreachable, "")),
-		mk("InsideNonMasqWithRouteSeenAsPod", "", true, plain(check.Allowed, check.PodIP)),
-	}
-}
-
-// masqNetwork answers like the kind network would under the fake
-// cluster's masquerade state and the router's return routes.
-func masqNetwork(e **env) func(pod string, q probe.Request) probe.Result {
-	return func(pod string, q probe.Request) probe.Result {
-		env := *e
-		env.cl.mu.Lock()
-		cfg, cni := env.cl.masqConfig, env.cl.cniMasq
-		env.cl.mu.Unlock()
-		src := controlIP
-		masq := cni
-		if !cni {
-			want, _ := ipmasq.Parse(cfg, ipmasq.Options{})
-			masq = !slices.Contains(want.RuleCIDRs(), "172.16.0.0/12")
-		}
-		if masq {
-			return allowed(nodeIP)
-		}
-		if env.router.has() {
-			return allowed(src)
-		}
-		return unreachable()
-	}
-}
-
+// TestMasqueradeOrchestration is an orchestration test: it runs the
+// shipped masquerade checks with their own negative controls and asserts
+// the order of what the driver does (agent once, CNI masquerade off once,
+// each config set and its rules awaited before any probe, the return
+// route added before the probe and removed after it, CNI masquerade back
+// for the next check that is not about masquerading). The network's
+// answers come from the simulation's model (oracle_test.go), not from a
+// verdict of this test.
 func TestMasqueradeOrchestration(t *testing.T) {
-	var e *env
-	e = newEnv(t, nil, errors.New("Istio is not installed in this run"), masqNetwork(&e))
-	rs := check.RunAll(context.Background(), e.d, masqueradeChecks(), check.RunOptions{NegativeControls: true})
+	e := newOracleEnv(t, nil, errors.New("Istio is not installed in this run"))
+	var events []string
+	var mu sync.Mutex
+	note := func(s string) {
+		mu.Lock()
+		defer mu.Unlock()
+		events = append(events, s)
+	}
+	ans := e.prober.answer
+	e.prober.answer = func(pod string, q probe.Request) probe.Result {
+		e.cl.mu.Lock()
+		n := len(e.cl.calls)
+		e.cl.mu.Unlock()
+		e.router.mu.Lock()
+		rl := len(e.router.log)
+		e.router.mu.Unlock()
+		where := pod
+		if where == outsidePod {
+			where = "outside"
+		}
+		note(fmt.Sprintf("probe %s after %d cluster calls, %d route changes", where, n, rl))
+		return ans(pod, q)
+	}
+	rs := check.RunAll(context.Background(), e.d, masquerade.Checks(), check.RunOptions{NegativeControls: true})
 	for _, r := range rs {
 		if r.Status != check.Passed {
 			t.Errorf("%s: %s: %s\n%s", r.Name, r.Status, r.Message, r.Trace())
@@ -618,23 +620,45 @@ func TestMasqueradeOrchestration(t *testing.T) {
 	if len(rs) != 6 {
 		t.Fatalf("%d results", len(rs))
 	}
-	if rs[0].Observations[0].SeenAs != check.NodeIP || rs[4].Observations[0].SeenAs != check.PodIP {
-		t.Errorf("seen as %s / %s", rs[0].Observations[0].SeenAs, rs[4].Observations[0].SeenAs)
+	var masqCalls []string
+	for _, c := range e.cl.calls {
+		if !strings.HasPrefix(c, "apply ") && !strings.HasPrefix(c, "wait app=") && !strings.HasPrefix(c, "namespace ") {
+			masqCalls = append(masqCalls, c)
+		}
 	}
-	if n := e.cl.count("ensure-ip-masq-agent ip-masq:test"); n != 1 {
-		t.Errorf("agent ensured %d times", n)
+	pod := `nonMasqueradeCIDRs: [10.244.0.0/16]\nmasqLinkLocal: false\nresyncInterval: 10s\n`
+	wantCalls := []string{
+		"ensure-ip-masq-agent ip-masq:test",
+		"disable-cni-masq",
+		`set-ip-masq-config "` + pod + `"`, "wait-ip-masq-rules [169.254.0.0/16 10.244.0.0/16]", // UsesNodeIP
+		`set-ip-masq-config ""`, "wait-ip-masq-rules [169.254.0.0/16 10.0.0.0/8 172.16.0.0/12 192.168.0.0/16]", // its control
+		// WithoutReturnRouteFails: defaults already in effect
+		`set-ip-masq-config "` + pod + `"`, "wait-ip-masq-rules [169.254.0.0/16 10.244.0.0/16]", // its control
+		`set-ip-masq-config ""`, "wait-ip-masq-rules [169.254.0.0/16 10.0.0.0/8 172.16.0.0/12 192.168.0.0/16]", // WithReturnRoute
+		`set-ip-masq-config "` + pod + `"`, "wait-ip-masq-rules [169.254.0.0/16 10.244.0.0/16]", // its control
 	}
-	if n := e.cl.count("disable-cni-masq"); n != 1 {
-		t.Errorf("CNI masquerade disabled %d times", n)
+	if strings.Join(masqCalls, "\n") != strings.Join(wantCalls, "\n") {
+		t.Errorf("cluster calls\n got %q\nwant %q", masqCalls, wantCalls)
 	}
-	if n := e.cl.count("wait-ip-masq-rules [169.254.0.0/16 10.244.0.0/16]"); n < 1 {
-		t.Errorf("rules for the pod CIDR never awaited: %v", e.cl.calls)
+	// Routes: added for the two return-route runs (UsesNodeIP's control,
+	// WithReturnRoute and its control), each removed after its probes.
+	route := "10.244.0.0/24 via 172.18.0.2 in container meshconform-mc-1-echo"
+	wantRoutes := []string{"add " + route, "del " + route, "add " + route, "del " + route, "add " + route, "del " + route}
+	if strings.Join(e.router.log, ",") != strings.Join(wantRoutes, ",") {
+		t.Errorf("routes %v, want %v", e.router.log, wantRoutes)
+	}
+	// Every probe came after the config it observes was awaited: the
+	// first probe after the agent, the CNI switch and the first rules.
+	if len(events) == 0 || !strings.HasPrefix(events[0], "probe control after ") {
+		t.Fatalf("events %v", events)
+	}
+	var first int
+	fmt.Sscanf(strings.TrimPrefix(events[0], "probe control after "), "%d", &first)
+	if first < 1 || !strings.HasPrefix(e.cl.calls[first-1], "wait-ip-masq-rules") {
+		t.Errorf("first probe after %v", e.cl.calls[:first])
 	}
 	if e.router.has() {
 		t.Error("return route left behind")
-	}
-	if !slices.Contains(e.router.log, "add 10.244.0.0/24 via 172.18.0.2 in container meshconform-mc-1-echo") {
-		t.Errorf("routes: %v", e.router.log)
 	}
 	// A later check that is not about masquerading gets CNI masquerade back.
 	m := registryOnlyCheck()
@@ -644,55 +668,66 @@ func TestMasqueradeOrchestration(t *testing.T) {
 	if r := e.d.Run(context.Background(), m); r.Status != check.Passed {
 		t.Fatalf("%s %s", r.Status, r.Message)
 	}
-	if e.cl.count("restore-cni-masq") != 1 {
-		t.Errorf("CNI masquerade not restored: %v", e.cl.calls)
+	if e.cl.count("restore-cni-masq") != 1 || e.cl.calls[len(e.cl.calls)-1] != "restore-cni-masq" {
+		t.Errorf("CNI masquerade not restored last: %v", e.cl.calls)
 	}
 }
 
 func TestMasqueradeAgentNotReady(t *testing.T) {
-	var e *env
-	e = newEnv(t, nil, nil, masqNetwork(&e))
+	e := newOracleEnv(t, nil, nil)
 	e.cl.ipMasqErr = &clusters.NotReadyError{Reason: "daemonset kube-system/ip-masq-agent: image registry.k8s.io/networking/ip-masq-agent:v2.9.3 cannot be pulled"}
-	r := e.d.Run(context.Background(), masqueradeChecks()[0])
-	if r.Status != check.Error || !strings.HasPrefix(r.Message, "environment not ready: ip-masq-agent: ") || !strings.Contains(r.Message, "ip-masq-agent:v2.9.3") {
+	r := e.d.Run(context.Background(), masquerade.Checks()[0])
+	want := "environment not ready: ip-masq-agent: daemonset kube-system/ip-masq-agent: image registry.k8s.io/networking/ip-masq-agent:v2.9.3 cannot be pulled"
+	if r.Status != check.Error || r.Message != want {
 		t.Fatalf("%s %q", r.Status, r.Message)
+	}
+	if n := e.prober.count(""); n != 0 {
+		t.Errorf("%d probes without an agent", n)
 	}
 }
 
 func TestAdminSQLAndRating(t *testing.T) {
-	m := &fakeMesh{policy: "REGISTRY_ONLY"}
-	var e *env
-	e = newEnv(t, m, nil, func(pod string, q probe.Request) probe.Result {
-		r := allowed("")
-		// The database returns what the admin last set.
-		e.admin.mu.Lock()
-		last := e.admin.stmts[len(e.admin.stmts)-1]
-		e.admin.mu.Unlock()
-		r.Rows = []string{"1," + last[strings.LastIndex(last, "=")+1:]}
-		return r
-	})
-	c := check.Check{Name: "ExternalDBRead", Suite: "tcp-cidr", Description: "reads the rating", Policy: check.RegistryOnly,
-		Steps: []check.Step{{Name: "read", AdminSQL: []string{"UPDATE test.ratings SET Rating={{var \"rating\"}} WHERE ReviewID=1 AND Rating={{var \"rating\"}}"},
-			Expect: []check.Expectation{{To: check.Destination{Target: "mysql", Port: 3306, Protocol: check.MySQL}, Want: check.Allowed,
-				Query: "SELECT * FROM test.ratings WHERE ReviewID=1", WantRows: []string{"1,{{var \"rating\"}}"}}}}},
-		NegativeControl: check.Mutation{Description: "x", Mutate: negate}}
-	seen := map[string]bool{}
-	prev := ""
+	c := shipped(t, "TCPServiceEntryAllowsMySQLByCIDR")
+	e := newOracleEnv(t, &fakeMesh{policy: "REGISTRY_ONLY"}, nil)
+	prev := strconv.Itoa(seededRating)
 	for i := 0; i < 5; i++ {
 		r := e.d.Run(context.Background(), c)
 		if r.Status != check.Passed {
 			t.Fatalf("%s %s\n%s", r.Status, r.Message, r.Trace())
 		}
 		rating := e.d.vars["rating"]
-		if rating == prev || rating == "5" && i == 0 {
-			t.Errorf("rating %s repeats the previous value %q", rating, prev)
+		if rating == prev {
+			t.Errorf("run %d: rating %s repeats the previous value", i, rating)
+		}
+		if got := strconv.Itoa(e.db.rating(1)); got != rating {
+			t.Errorf("run %d: database has rating %s, the check set %s", i, got, rating)
 		}
 		prev = rating
-		seen[rating] = true
 	}
-	if len(e.admin.stmts) != 5 {
-		t.Errorf("admin statements %v", e.admin.stmts)
+	if len(e.db.stmts) != 5 {
+		t.Errorf("admin statements %v", e.db.stmts)
 	}
+	// Negative case: no admin write, so the rating read is the previous one.
+	noWrite := c.Clone()
+	noWrite.Steps[0].AdminSQL = nil
+	r := e.d.Run(context.Background(), noWrite)
+	next := e.d.vars["rating"]
+	want := fmt.Sprintf("expected rows [1,%s 2,4], got [1,%s 2,4]", next, prev)
+	if r.Status != check.Failed || !strings.Contains(r.Message, want) {
+		t.Fatalf("%s %q, want a failure containing %q", r.Status, r.Message, want)
+	}
+}
+
+// shipped returns the shipped check named name.
+func shipped(t *testing.T, name string) check.Check {
+	t.Helper()
+	for _, c := range suites.All() {
+		if c.Name == name {
+			return c
+		}
+	}
+	t.Fatalf("no shipped check %s", name)
+	return check.Check{}
 }
 
 func TestProbeArgsNeverCarryThePassword(t *testing.T) {
@@ -734,7 +769,7 @@ func TestOutsideUsesHostAddress(t *testing.T) {
 	}
 	c := check.Check{Name: "IngressGRPC", Suite: "ingress", Description: "x", Steps: []check.Step{{Name: "call", Expect: []check.Expectation{{
 		From: check.Source{Kind: check.Outside}, To: check.Destination{Target: "ingress", Port: 443, Protocol: check.GRPCS, SNI: "{{var \"ingressHost\"}}"}, Want: check.Allowed}}}},
-		NegativeControl: check.Mutation{Description: "x", Mutate: negate}}
+		NegativeControl: noControl}
 	r := e.d.Run(context.Background(), c)
 	if r.Status != check.Passed {
 		t.Fatalf("%s %s", r.Status, r.Message)

@@ -146,7 +146,7 @@ func orDash(s string) string {
 
 // observe makes one observation of e.
 func (d *Driver) observe(ctx context.Context, step string, e check.Expectation) check.Observation {
-	o := check.Observation{Step: step, Expect: e}
+	o := check.Observation{Step: step, Expect: e, Observable: check.TrafficFacets}
 	pod := sourcePod(e)
 	meshed := pod == ClientPod
 	q, err := d.request(e)
@@ -173,6 +173,9 @@ func (d *Driver) observe(ctx context.Context, step string, e check.Expectation) 
 		return o
 	}
 	o.Observed = check.Outcome(r.Outcome)
+	if o.Observed != check.Allowed {
+		o.Failure = r.Kind
+	}
 	o.Evidence = r.Detail
 	o.SourceIP, o.Rows, o.SQLError = r.SourceIP, r.Rows, r.SQLError
 	if o.SourceIP != "" && pod != outsidePod {
@@ -252,7 +255,7 @@ func (d *Driver) converge(ctx context.Context, step check.Step, changed time.Tim
 			if done[i] {
 				continue
 			}
-			t0 := time.Now()
+			t0 := d.clock().Now()
 			o := d.observe(ctx, step.Name, e)
 			last[i] = o
 			mm := o.Mismatch()
@@ -275,12 +278,12 @@ func (d *Driver) converge(ctx context.Context, step check.Step, changed time.Tim
 			}
 			all = all && done[i]
 		}
-		if all || ctx.Err() != nil || time.Now().After(deadline) {
+		if all || ctx.Err() != nil || d.clock().Now().After(deadline) {
 			break
 		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(t.Poll):
+		case <-d.clock().After(t.Poll):
 		}
 	}
 	for i := range last {

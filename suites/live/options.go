@@ -108,7 +108,22 @@ type config struct {
 	admin          sqlAdmin
 	ingressEPFixed *fixtures.Endpoint
 	envBuilder     EnvBuilder
+	clock          clock
 }
+
+// clock is the time source of convergence (the change's time, each
+// observation's, the poll interval); tests inject one to measure
+// propagation exactly.
+type clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+// realClock is the wall clock.
+type realClock struct{}
+
+func (realClock) Now() time.Time                         { return time.Now() }
+func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
 // EnvBuilder renders the environment checks are resolved with from the
 // endpoints and the driver's variables (suites.Env adds the suites' own

@@ -31,6 +31,19 @@ func echo(seen check.SourceIdentity, want check.Outcome) check.Expectation {
 	}
 }
 
+// echoIsUp is the control expectation beside a bare Unreachable: the echo
+// target answers a client outside the cluster on its published port, so a
+// pod's timeout means the reply did not come back, not that the target
+// is down or misaddressed.
+func echoIsUp() check.Expectation {
+	return check.Expectation{
+		From: check.Host,
+		To:   check.Destination{Target: "echo", Port: 80, Protocol: check.HTTP},
+		Want: check.Allowed,
+		Note: "control: the echo target is up (it answers the host on its published port)",
+	}
+}
+
 // Checks is the suite's explicit list.
 func Checks() []check.Check {
 	return []check.Check{
@@ -48,6 +61,7 @@ func Checks() []check.Check {
 				Mutate: func(c *check.Check) {
 					c.Masquerade = &check.Masquerade{Config: DefaultsConfig, ReturnRoute: true}
 				},
+				Flips: []check.Flip{{Observed: check.Allowed, SeenAs: check.PodIP}},
 			},
 		},
 		{
@@ -57,13 +71,20 @@ func Checks() []check.Check {
 			Masquerade:  &check.Masquerade{Config: DefaultsConfig},
 			Requires:    needs,
 			Steps: []check.Step{{Name: "defaults, no return route", Expect: []check.Expectation{
-				echo("", check.Unreachable),
+				// No answer at all (a timeout), not a refusal, no-route or
+				// DNS error: the request left, the reply had no way back.
+				{From: check.Control, To: check.Destination{Target: "echo", Port: 80, Protocol: check.HTTP},
+					Want: check.Unreachable, WantFailure: check.FailureTimeout},
+				echoIsUp(),
 			}}},
 			NegativeControl: check.Mutation{
 				Description: "nonMasqueradeCIDRs is limited to the pod CIDR (the fix from the seed)",
 				Mutate: func(c *check.Check) {
 					c.Masquerade = &check.Masquerade{Config: PodCIDROnly}
 				},
+				// SNAT to the node: the reply comes back; the target is
+				// still up.
+				Flips: []check.Flip{{Expect: 0, Observed: check.Allowed, SeenAs: check.NodeIP}},
 			},
 		},
 		{
@@ -80,6 +101,7 @@ func Checks() []check.Check {
 				Mutate: func(c *check.Check) {
 					c.Masquerade = &check.Masquerade{Config: PodCIDROnly, ReturnRoute: true}
 				},
+				Flips: []check.Flip{{Observed: check.Allowed, SeenAs: check.NodeIP}},
 			},
 		},
 	}

@@ -423,7 +423,7 @@ func (d *Driver) snapshots() map[check.SourceKind]Snapshot {
 // observe judges one expectation on the config pushed to its source.
 func (d *Driver) observe(step string, e check.Expectation) (o check.Observation) {
 	start := time.Now()
-	o = check.Observation{Step: step, Expect: e, PathOnly: true}
+	o = check.Observation{Step: step, Expect: e, Observable: check.ConfigFacets}
 	defer func() {
 		if p := recover(); p != nil {
 			o.Observed, o.Err = check.Inconclusive, fmt.Sprintf("simulator panicked: %v", p)
@@ -457,14 +457,6 @@ func (d *Driver) observe(step string, e check.Expectation) (o check.Observation)
 	o.Observed, o.Cluster, o.Evidence = v.Outcome, v.Cluster, v.Why
 	o.Trace = append([]string{fmt.Sprintf("pushed config of %s (istiod xDS, CDS %s, LDS %s, %d listeners, %d clusters, %d route configs): %s",
 		w.Identity(), s.Versions[v3.ClusterType], s.Versions[v3.ListenerType], len(s.Listeners), len(s.Clusters), len(s.Routes), v.Call)}, v.Trace...)
-	facets := "judged: outcome"
-	if e.WantCluster != "" {
-		facets += ", cluster"
-	}
-	if len(e.WantRows) > 0 || e.WantSQLError != 0 || e.WantSourceIP != "" {
-		facets += "; not judged here (traffic only): rows, SQL errors, source IP"
-	}
-	o.Trace = append(o.Trace, facets)
 	if v.Outcome == check.Inconclusive {
 		o.Err = v.Why
 	}

@@ -35,7 +35,11 @@ func Checks() []check.Check {
 				unregistered(check.TLS, 443, check.Allowed),
 				unregistered(check.TCP, 9000, check.Allowed),
 			}}},
-			NegativeControl: check.WithPolicy(check.RegistryOnly),
+			// Under REGISTRY_ONLY all three calls are blocked.
+			NegativeControl: check.WithPolicy(check.RegistryOnly,
+				check.Flip{Expect: 0, Observed: check.BlockedByMesh},
+				check.Flip{Expect: 1, Observed: check.BlockedByMesh},
+				check.Flip{Expect: 2, Observed: check.BlockedByMesh}),
 		},
 		{
 			Name:            "RegistryOnlyBlocksUnregisteredHTTP",
@@ -45,7 +49,7 @@ func Checks() []check.Check {
 			Policy:          check.RegistryOnly,
 			Requires:        needs,
 			Steps:           []check.Step{{Name: "no ServiceEntry", Expect: []check.Expectation{unregistered(check.HTTP, 80, check.BlockedByMesh)}}},
-			NegativeControl: check.WithPolicy(check.AllowAny),
+			NegativeControl: check.WithPolicy(check.AllowAny, check.Flip{Observed: check.Allowed}),
 		},
 		{
 			Name:            "RegistryOnlyBlocksUnregisteredTLS",
@@ -55,7 +59,7 @@ func Checks() []check.Check {
 			Policy:          check.RegistryOnly,
 			Requires:        needs,
 			Steps:           []check.Step{{Name: "no ServiceEntry", Expect: []check.Expectation{unregistered(check.TLS, 443, check.BlockedByMesh)}}},
-			NegativeControl: check.WithPolicy(check.AllowAny),
+			NegativeControl: check.WithPolicy(check.AllowAny, check.Flip{Observed: check.Allowed}),
 		},
 		{
 			Name:            "RegistryOnlyBlocksUnregisteredTCP",
@@ -65,7 +69,7 @@ func Checks() []check.Check {
 			Policy:          check.RegistryOnly,
 			Requires:        needs,
 			Steps:           []check.Step{{Name: "no ServiceEntry", Expect: []check.Expectation{unregistered(check.TCP, 9000, check.BlockedByMesh)}}},
-			NegativeControl: check.WithPolicy(check.AllowAny),
+			NegativeControl: check.WithPolicy(check.AllowAny, check.Flip{Observed: check.Allowed}),
 		},
 	}
 }

@@ -52,6 +52,8 @@ func unblocks(name, desc, manifest string, p check.Protocol, port int, labels ma
 				c.Steps[0].Apply = nil
 				c.Steps[1].Delete = nil
 			},
+			// Only the entry's own host changes: it stays blocked.
+			Flips: []check.Flip{{Step: 0, Expect: 0, Observed: check.BlockedByMesh}},
 		},
 	}
 }

@@ -3,9 +3,7 @@ package sim
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"runtime/debug"
-	"strings"
 	"sync"
 	"time"
 
@@ -13,7 +11,6 @@ import (
 	"istio.io/istio/pkg/config/mesh"
 	istiolog "istio.io/istio/pkg/log"
 
-	"github.com/meshconform/meshconform/internal/ipmasq"
 	"github.com/meshconform/meshconform/suites/check"
 )
 
@@ -162,7 +159,9 @@ func (d *Driver) Run(ctx context.Context, c check.Check) check.Result {
 	}
 	if rc.Masquerade != nil {
 		d.runMasquerade(rc, &res)
-		res.Judge()
+		if res.Status != check.Error {
+			res.Judge()
+		}
 		return res
 	}
 	mc, err := d.meshFor(rc.Policy)
@@ -299,6 +298,7 @@ func (d *Driver) observe(srv *server, step string, e check.Expectation) (o check
 	out, trace, why := classify(p, r)
 	o.Observed = out
 	o.Cluster = r.ClusterMatched
+	o.Observable = check.ConfigFacets
 	head := []string{describeProxy(e.From) + ": " + describeCall(c)}
 	if resolved != "" {
 		head = append(head, resolved)
@@ -306,52 +306,10 @@ func (d *Driver) observe(srv *server, step string, e check.Expectation) (o check
 	o.Trace = append(head, trace...)
 	o.Evidence = why
 	if len(e.WantRows) > 0 || e.WantSQLError != 0 {
-		o.PathOnly = true
 		o.Trace = append(o.Trace, "query results are observed by the live tier only; the simulation checks the path")
 	}
 	if out == check.Inconclusive {
 		o.Err = why
 	}
 	return o
-}
-
-// runMasquerade evaluates masquerade expectations with ipmasq.
-func (d *Driver) runMasquerade(c check.Check, res *check.Result) {
-	cfg, err := ipmasq.Parse(c.Masquerade.Config, ipmasq.Options{})
-	if err != nil {
-		res.Status, res.Message = check.Error, err.Error()
-		return
-	}
-	src := "ip-masq-agent defaults (no ConfigMap)"
-	if strings.TrimSpace(c.Masquerade.Config) != "" {
-		src = "ip-masq-agent config " + strings.Join(strings.Fields(c.Masquerade.Config), " ")
-	}
-	for _, step := range c.Steps {
-		for _, e := range step.Expect {
-			o := check.Observation{Step: step.Name, Expect: e}
-			addr, err := netip.ParseAddr(e.To.Address)
-			if err != nil {
-				o.Observed, o.Err = check.Inconclusive, fmt.Sprintf("destination address %q is not an IP: masquerade is decided per destination IP", e.To.Address)
-				res.Observations = append(res.Observations, o)
-				continue
-			}
-			dec := cfg.Evaluate(addr)
-			o.Trace = []string{src, "nat IP-MASQ-AGENT RETURN rules: " + strings.Join(cfg.RuleCIDRs(), ", ")}
-			switch {
-			case dec.Masquerade:
-				o.Observed, o.SeenAs = check.Allowed, check.NodeIP
-				o.Trace = append(o.Trace, fmt.Sprintf("%s matches no RETURN rule → MASQUERADE: SNAT to the node IP", addr))
-				o.Evidence = "the reply goes to the node, which the destination's network routes"
-			case c.Masquerade.ReturnRoute:
-				o.Observed, o.SeenAs = check.Allowed, check.PodIP
-				o.Trace = append(o.Trace, fmt.Sprintf("%s matches RETURN %s → not masqueraded: the pod IP reaches the destination", addr, dec.Rule))
-				o.Evidence = "the destination's network has a route back to the pod CIDR"
-			default:
-				o.Observed, o.SeenAs = check.Unreachable, check.PodIP
-				o.Trace = append(o.Trace, fmt.Sprintf("%s matches RETURN %s → not masqueraded: the pod IP reaches the destination", addr, dec.Rule))
-				o.Evidence = "the destination's network has no route back to the pod CIDR: the reply is lost (the GKE ip-masq-agent failure)"
-			}
-			res.Observations = append(res.Observations, o)
-		}
-	}
 }

@@ -63,6 +63,9 @@ func Checks() []check.Check {
 					m := &c.Steps[0].Apply[0]
 					m.Text = strings.Replace(m.Text, `{{ip "mysql"}}/32`, "192.0.2.10/32", 1)
 				},
+				// Both queries' connections are reset: neither the rows nor
+				// the SQL error can be seen.
+				Flips: []check.Flip{{Expect: 0, Observed: check.BlockedByMesh}, {Expect: 1, Observed: check.BlockedByMesh}},
 			},
 		},
 		{
@@ -85,6 +88,7 @@ func Checks() []check.Check {
 					m := &c.Steps[0].Apply[0]
 					m.Text = strings.Replace(m.Text, `{{ip "mysql"}}/32`, `{{var "fixtureCIDR"}}`, 1)
 				},
+				Flips: []check.Flip{{Observed: check.Allowed}},
 			},
 		},
 		{
@@ -109,6 +113,8 @@ func Checks() []check.Check {
 					m := &c.Steps[0].Apply[0]
 					m.Text = strings.Replace(m.Text, `{{var "fixtureCIDR"}}`, `{{ip "mysql"}}/32`, 1)
 				},
+				// The other address is blocked again; port 9000 stays blocked.
+				Flips: []check.Flip{{Expect: 0, Observed: check.BlockedByMesh}},
 			},
 		},
 	}

@@ -59,6 +59,16 @@ expectations in every tier (traffic probe, simulation, pushed config).`,
 			if g.verbose {
 				for _, c := range sel {
 					fmt.Fprintf(g.stdout, "\n%s (%s)\n  %s\n  negative control: %s\n", c.Name, c.Suite, c.Description, c.NegativeControl.Description)
+					for _, f := range c.NegativeControl.Flips {
+						if f.Step < len(c.Steps) && f.Expect < len(c.Steps[f.Step].Expect) {
+							e := c.Steps[f.Step].Expect[f.Expect]
+							to := e.To
+							if to.Host == "" && to.Address == "" {
+								to.Host = to.Target // not rendered: name the fixture
+							}
+							fmt.Fprintf(g.stdout, "    flips [%s] %s -> %s: %s to %s\n", c.Steps[f.Step].Name, e.From.Kind, to, e.WantString(), check.Expectation{Want: f.Observed, WantSourceIP: f.SeenAs}.WantString())
+						}
+					}
 				}
 			}
 			return nil
