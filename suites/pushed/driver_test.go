@@ -32,7 +32,7 @@ func TestJudgeOnPushedConfig(t *testing.T) {
 	}
 	s := xds.NewFakeDiscoveryServer(t, xds.FakeOptions{Configs: configs(objs), MeshConfig: mc})
 	w := dialFake(t, s, nil)
-	d := &Driver{namespace: "default", to: DefaultTimeouts(), log: slog.New(slog.DiscardHandler), watches: map[check.SourceKind]*Watch{check.MeshedPod: w}}
+	d := &Driver{namespace: "default", to: DefaultTimeouts(), log: slog.New(slog.DiscardHandler), watches: map[check.SourceKind]Source{check.MeshedPod: w}}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
