@@ -28,6 +28,10 @@ type Config struct {
 	Clusters  []*cluster.Cluster
 	Routes    []*route.RouteConfiguration
 	Warming   *listener.Listener
+	// Resource "dynamic_listeners" serves what GET
+	// /config_dump?resource=dynamic_listeners does: configs are the
+	// DynamicListener entries themselves. "" serves the whole dump.
+	Resource string
 }
 
 // Marshal returns c as Envoy's config_dump: a BootstrapConfigDump, then
@@ -56,11 +60,24 @@ func Marshal(c Config) ([]byte, error) {
 		}
 		ld.DynamicListeners = append(ld.DynamicListeners, dl)
 	}
+	if c.Resource == "dynamic_listeners" {
+		dump := &admin.ConfigDump{}
+		for _, dl := range ld.DynamicListeners {
+			dump.Configs = append(dump.Configs, mustAny(dl))
+		}
+		return marshal(dump, err)
+	} else if c.Resource != "" {
+		return nil, fmt.Errorf("config_dump: resource %q not supported (dynamic_listeners or none)", c.Resource)
+	}
 	rd := &admin.RoutesConfigDump{}
 	for _, r := range c.Routes {
 		rd.DynamicRouteConfigs = append(rd.DynamicRouteConfigs, &admin.RoutesConfigDump_DynamicRouteConfig{VersionInfo: c.Version, RouteConfig: mustAny(r)})
 	}
 	dump := &admin.ConfigDump{Configs: []*anypb.Any{mustAny(&admin.BootstrapConfigDump{}), mustAny(cd), mustAny(ld), mustAny(rd)}}
+	return marshal(dump, err)
+}
+
+func marshal(dump *admin.ConfigDump, err error) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("config_dump: %w", err)
 	}
