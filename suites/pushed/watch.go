@@ -52,6 +52,10 @@ func (id Identity) NodeID() string {
 	return fmt.Sprintf("%s~%s~%s.%s~%s.svc.cluster.local", t, id.IP, id.Pod, id.Namespace, id.Namespace)
 }
 
+// ProxyID is the id istiod knows the proxy by ("<pod>.<namespace>", the
+// third part of the node id), the key of its sync status.
+func (id Identity) ProxyID() string { return id.Pod + "." + id.Namespace }
+
 func (id Identity) String() string {
 	kind := "sidecar"
 	if id.Router {
@@ -69,6 +73,10 @@ func (id Identity) node() *core.Node {
 		ClusterID:      "Kubernetes",
 		ServiceAccount: id.ServiceAccount,
 		WorkloadName:   id.Labels["app"],
+		// Sidecars and gateways send their proxy config; istiod's sync
+		// status (syncz) lists only connections that carry one. Empty: the
+		// mesh's defaults apply as for a proxy without overrides.
+		ProxyConfig: &model.NodeMetaProxyConfig{},
 	}
 	return &core.Node{Id: id.NodeID(), Metadata: md.ToStruct()}
 }
