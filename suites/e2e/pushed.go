@@ -9,6 +9,7 @@ import (
 
 	"github.com/meshconform/meshconform/fixtures"
 	"github.com/meshconform/meshconform/suites/check"
+	"github.com/meshconform/meshconform/suites/findings"
 	"github.com/meshconform/meshconform/suites/live"
 	"github.com/meshconform/meshconform/suites/pushed"
 )
@@ -21,8 +22,11 @@ const PhasePushed = "pushed"
 // control) on the pushed config, when istiod is Ready; the results carry
 // the suite name "<suite> (pushed config)", so reports keep them apart from
 // the traffic results. It returns nil when there is no istiod to ask (the
-// reason is printed and kept in the properties).
-func (e *Env) RunPushed(ctx context.Context, checks []check.Check, onResult func(check.Result)) []check.Result {
+// reason is printed and kept in the properties). traffic are the traffic
+// tier's results of the same run: where an expectation's traffic verdict
+// and pushed-config verdict disagree, PushedFindings has a finding MC0004
+// with the proxy's sync status (pushed.Disagreements).
+func (e *Env) RunPushed(ctx context.Context, checks []check.Check, traffic []check.Result, onResult func(check.Result)) []check.Result {
 	if e.Mesh == nil || e.Driver == nil || e.Cluster == nil {
 		return nil
 	}
@@ -70,11 +74,20 @@ func (e *Env) RunPushed(ctx context.Context, checks []check.Check, onResult func
 	for i := range res {
 		res[i].Suite += pushed.SuiteSuffix
 	}
+	e.pushedFindings = pushed.Disagreements(ctx, traffic, res, d.SyncStatus)
+	e.pushedCompared = true
 	c := check.Counts(res)
-	detail := fmt.Sprintf("%d passed, %d failed, %d errors; %s", c[check.Passed], c[check.Failed], c[check.Error], e.propagationSummary())
+	detail := fmt.Sprintf("%d passed, %d failed, %d errors; %s; %d disagreements with the traffic tier", c[check.Passed], c[check.Failed], c[check.Error], e.propagationSummary(), len(e.pushedFindings))
 	e.p.Phase(PhasePushed, "%s in %.1fs", detail, time.Since(start).Seconds())
 	e.record(PhasePushed, start, detail)
 	return res
+}
+
+// PushedFindings are the disagreements between the traffic tier and the
+// pushed-config tier (findings MC0004), and whether the comparison ran
+// (the report then carries the findings source findings.PushedConfig).
+func (e *Env) PushedFindings() (fs []findings.Finding, compared bool) {
+	return slices.Clone(e.pushedFindings), e.pushedCompared
 }
 
 // propagationSummary renders the apply → push-seen times of the tier.

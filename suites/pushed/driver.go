@@ -9,6 +9,7 @@ import (
 	"time"
 
 	tcpproxy "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	"google.golang.org/grpc"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -81,6 +82,10 @@ type Driver struct {
 	watches   map[check.SourceKind]Source
 	portMap   map[int]int // gateway Service port → targetPort
 	cleanups  []func(context.Context) error
+	// Sync status (syncz.go): the port-forward to istiod's TLS port and a
+	// connection per caller namespace.
+	tlsAddr   string
+	syncConns map[string]*grpc.ClientConn
 
 	tlsName         string
 	tlsCert, tlsKey []byte
@@ -329,6 +334,7 @@ func (d *Driver) Close(ctx context.Context) error {
 		errs = append(errs, d.cleanups[i](ctx))
 	}
 	d.cleanups = nil
+	d.syncConns, d.tlsAddr = nil, ""
 	return errors.Join(errs...)
 }
 

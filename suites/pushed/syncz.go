@@ -23,6 +23,8 @@ import (
 	v3 "istio.io/istio/pilot/pkg/xds/v3"
 
 	"github.com/meshconform/meshconform/clusters"
+	"github.com/meshconform/meshconform/clusters/istio"
+	"github.com/meshconform/meshconform/suites/check"
 )
 
 // Sync states of one xDS type of a proxy, as `istioctl proxy-status` shows
@@ -191,4 +193,64 @@ func DialIstiodTLS(ctx context.Context, cl *clusters.Cluster, target, namespace,
 	}
 	tc := credentials.NewTLS(&tls.Config{RootCAs: pool, ServerName: istiodSAN, MinVersion: tls.VersionTLS12})
 	return grpc.NewClient(target, grpc.WithTransportCredentials(tc), grpc.WithPerRPCCredentials(tokenCreds{tr.Status.Token}))
+}
+
+// SyncStatus returns the sync status istiod reports for the proxy of the
+// kind of source (the meshed client, or the ingress gateway for Outside),
+// asked over istiod's TLS port as service account default of the proxy's
+// namespace (so istiod answers only about that namespace's proxies). An
+// error says why there is none (e.g. the proxy is not connected to this
+// istiod).
+func (d *Driver) SyncStatus(ctx context.Context, kind check.SourceKind) (SyncStatus, error) {
+	if kind == "" {
+		kind = check.MeshedPod
+	}
+	src := d.watches[kind]
+	if src == nil {
+		return SyncStatus{}, fmt.Errorf("no %s workload observed", kind)
+	}
+	id := src.Identity()
+	conn, err := d.syncConn(ctx, id.Namespace)
+	if err != nil {
+		return SyncStatus{}, err
+	}
+	all, err := QuerySyncz(ctx, conn, id.Namespace, "default")
+	if err != nil {
+		return SyncStatus{}, err
+	}
+	s, ok := all[id.ProxyID()]
+	if !ok {
+		return SyncStatus{}, fmt.Errorf("istiod reports no proxy %s (not connected to this istiod)", id.ProxyID())
+	}
+	return s, nil
+}
+
+// syncConn is the TLS connection to istiod for callers of namespace ns
+// (one port-forward to istiod's 15012, one token per namespace).
+func (d *Driver) syncConn(ctx context.Context, ns string) (*grpc.ClientConn, error) {
+	if c := d.syncConns[ns]; c != nil {
+		return c, nil
+	}
+	if d.tlsAddr == "" {
+		_, pod, err := d.mesh.IstiodReadySince(ctx)
+		if err != nil {
+			return nil, err
+		}
+		addr, stop, err := d.cl.PortForward(ctx, istio.Namespace, pod, xdsTLSPort)
+		if err != nil {
+			return nil, fmt.Errorf("port-forward to istiod %s:%d: %w", pod, xdsTLSPort, err)
+		}
+		d.tlsAddr = addr
+		d.cleanups = append(d.cleanups, func(context.Context) error { stop(); return nil })
+	}
+	c, err := DialIstiodTLS(ctx, d.cl, d.tlsAddr, ns, "default")
+	if err != nil {
+		return nil, err
+	}
+	if d.syncConns == nil {
+		d.syncConns = map[string]*grpc.ClientConn{}
+	}
+	d.syncConns[ns] = c
+	d.cleanups = append(d.cleanups, func(context.Context) error { return c.Close() })
+	return c, nil
 }
