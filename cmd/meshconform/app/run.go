@@ -114,7 +114,7 @@ func (o *runOptions) execute(ctx context.Context, g *globals) error {
 		InstallIstio: e2e.NeedsMesh(checks), IstioHub: o.istioHub, IstioTag: o.istioTag, NoPull: o.noPull, LocalIstiod: o.localIstiod,
 		MasqueradeChecks: e2e.HasMasquerade(checks), IPMasqAgentImage: o.ipMasqImage, MySQLImage: o.mysqlImage,
 		Network: o.network, Namespace: o.namespace, Printer: p,
-		LiveTimeouts: tos.Live, ClusterTimeouts: tos.Cluster, IstioTimeouts: tos.Istio, FixtureTimeouts: tos.Fixtures,
+		LiveTimeouts: tos.Live, ClusterTimeouts: tos.Cluster, IstioTimeouts: tos.Istio, FixtureTimeouts: tos.Fixtures, PushedTimeouts: tos.Pushed,
 	}
 	env, setupErr := e2e.Setup(ctx, cfg)
 	if setupErr != nil {
