@@ -58,6 +58,13 @@ func TestRenderIOP(t *testing.T) {
 			t.Errorf("IOP lacks %q:\n%s", want, s)
 		}
 	}
+	if !strings.Contains(s, "enabled: true") {
+		t.Errorf("the ingress gateway is not enabled by default:\n%s", s)
+	}
+	cp, _ := newConfig(WithoutIngressGateway())
+	if s, _ := renderIOP(cp); !strings.Contains(s, "enabled: false") || strings.Contains(s, "enabled: true") {
+		t.Errorf("WithoutIngressGateway: the gateway is still enabled:\n%s", s)
+	}
 	for _, bad := range [][]Option{{WithOutboundPolicy("ALLOW")}, {WithTag("")}, {WithIngressNodePorts(443, 31080)}, {WithIngressNodePorts(31443, 31443)}} {
 		if _, err := newConfig(bad...); err == nil {
 			t.Errorf("options %v accepted", bad)
