@@ -50,7 +50,11 @@ func TestLiveInstallNotReady(t *testing.T) {
 	if err := clusters.Sweep(ctx, clusters.WithLogger(logger())); err != nil {
 		t.Fatal(err)
 	}
-	cl, err := clusters.Setup(ctx, clusters.WithName("meshconform-istio-test"), clusters.WithLogger(logger()))
+	name := os.Getenv("MESHCONFORM_ISTIO_TEST_CLUSTER")
+	if name == "" {
+		name = "meshconform-istio-test"
+	}
+	cl, err := clusters.Setup(ctx, clusters.WithName(name), clusters.WithLogger(logger()))
 	if cl != nil {
 		t.Cleanup(func() {
 			if err := cl.Teardown(context.Background()); err != nil {
