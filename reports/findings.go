@@ -17,7 +17,7 @@ import (
 // failing when the finding's level reaches r.FailOn.
 func findingSuites(r Report, props [][2]string) []Testsuite {
 	var out []Testsuite
-	for _, src := range []string{findings.Analysis, findings.SelfCheck} {
+	for _, src := range findings.Sources {
 		if !r.FindingSources[src] {
 			continue
 		}

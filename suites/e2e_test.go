@@ -12,13 +12,24 @@ package suites_test
 // tears it down, also after a failed setup (the setup never fails the
 // framework's way, which would skip Finish: the features report it).
 //
-// Verdicts: Passed passes; Failed fails; "environment not ready: <reason>"
-// is a t.Skip with exactly that reason (never a pass); any other error
-// fails. Without Docker or KIND_NODE_IMAGE the tests skip, or fail when
-// CI=true.
+// Each mesh check is observed in two tiers: traffic (the live driver) and
+// the config pushed to the proxy (package pushed, judged with Istio's
+// simulator; with the local istiod, MESHCONFORM_LOCAL_ISTIOD=1, on by
+// default under CI=true, istiod is real here while Envoy is not).
+//
+// Verdicts: Passed passes; Failed fails; any other error fails. A check
+// that was not observed ("environment not ready: <reason>") is a t.Skip
+// with exactly that reason (never a pass) — except under CI=true, where
+// it fails: the pushed-config tier is expected to observe every mesh
+// check, and the traffic tier may be not ready only with a reason naming
+// proxyv2 (no Envoy image here) for a check the pushed-config tier
+// observed. TestChecks always logs how many checks each tier observed.
+// Without Docker or KIND_NODE_IMAGE the tests skip, or fail when CI=true.
 //
 // Environment: KIND_NODE_IMAGE, MYSQL_IMAGE, IP_MASQ_AGENT_IMAGE (see
 // ../shared/testenv), MESHCONFORM_ISTIO_HUB, MESHCONFORM_ISTIO_TAG,
+// MESHCONFORM_LOCAL_ISTIOD=1 (istiod built from the pinned module; default
+// under CI=true), MESHCONFORM_NO_PULL=1,
 // MESHCONFORM_RETAIN=1 (keep the cluster and fixtures),
 // MESHCONFORM_NEGATIVE_CONTROLS=1 (also run each check's negative control),
 // MESHCONFORM_CLUSTER_NAME (default meshconform-gotest).
@@ -29,6 +40,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -48,7 +60,19 @@ var (
 	setupErr   error
 	skipReason string
 	negative   = os.Getenv("MESHCONFORM_NEGATIVE_CONTROLS") == "1"
+	ci         = os.Getenv("CI") == "true"
+	// localIstiod: expected to observe every mesh check on the pushed config.
+	localIstiod = os.Getenv(e2e.EnvLocalIstiod) == "1" || ci && os.Getenv(e2e.EnvLocalIstiod) != "0"
+	tally       counts
 )
+
+// counts are the checks each tier observed (a verdict, passed or failed),
+// of those it was asked to.
+type counts struct {
+	mu                            sync.Mutex
+	traffic, trafficOf            int
+	pushed, pushedOf, proxyv2Only int
+}
 
 func TestMain(m *testing.M) {
 	cfg, err := envconf.NewFromFlags()
@@ -70,6 +94,7 @@ func TestMain(m *testing.M) {
 		ClusterName: name, Kubeconfig: cfg.KubeconfigFile(), Context: cfg.KubeContext(),
 		Retain:       os.Getenv("MESHCONFORM_RETAIN") == "1",
 		InstallIstio: e2e.NeedsMesh(selected), IstioHub: os.Getenv("MESHCONFORM_ISTIO_HUB"), IstioTag: os.Getenv("MESHCONFORM_ISTIO_TAG"),
+		LocalIstiod: localIstiod, NoPull: os.Getenv("MESHCONFORM_NO_PULL") == "1",
 		MasqueradeChecks: e2e.HasMasquerade(selected), Printer: printer,
 	}
 	testenv = env.NewWithConfig(cfg)
@@ -108,7 +133,7 @@ func prerequisites(cfg *envconf.Config) string {
 // TestChecks runs every check as an e2e-framework feature.
 func TestChecks(t *testing.T) {
 	if skipReason != "" {
-		if os.Getenv("CI") == "true" {
+		if ci {
 			t.Fatalf("CI=true: %s", skipReason)
 		}
 		t.Skip(skipReason)
@@ -122,20 +147,29 @@ func TestChecks(t *testing.T) {
 		for k, v := range c.AllLabels() {
 			b = b.WithLabel(k, v)
 		}
-		// The check runs in the feature's setup, so that "environment not
-		// ready" skips the feature itself; the assessment judges it.
-		var results []check.Result
-		b = b.Setup(observe(c, &results))
-		b = b.Assess("verdict", judge(&results))
+		// The check runs in the feature's setup; the assessment judges
+		// both tiers' results.
+		o := &observed{}
+		b = b.Setup(observe(c, o))
+		b = b.Assess("verdict", judge(c, o))
 		feats = append(feats, b.Feature())
 	}
 	testenv.Test(t, feats...)
+	tally.mu.Lock()
+	defer tally.mu.Unlock()
+	t.Logf("observed: traffic tier %d of %d check runs (%d mesh check runs not ready for lack of proxyv2 only); pushed-config tier %d of %d mesh check runs (local istiod: %v)",
+		tally.traffic, tally.trafficOf, tally.proxyv2Only, tally.pushed, tally.pushedOf, localIstiod)
 }
 
-// observe runs c (and its negative control) with the live driver into
-// *results; an environment that is not ready skips the feature with the
-// exact reason.
-func observe(c check.Check, results *[]check.Result) features.Func {
+// observed holds a check's results in both tiers.
+type observed struct {
+	traffic, pushed []check.Result
+	mesh            bool
+}
+
+// observe runs c (and its negative control) with the live driver and, for
+// a mesh check, on the pushed config (the check and its negative control).
+func observe(c check.Check, o *observed) features.Func {
 	return func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
 		if setupErr != nil {
 			var pe *e2e.PhaseError
@@ -145,37 +179,107 @@ func observe(c check.Check, results *[]check.Result) features.Func {
 			t.Fatalf("setup failed: %v", setupErr)
 		}
 		t.Log(c.Description)
-		*results = check.RunAll(ctx, harness.Driver, []check.Check{c}, check.RunOptions{NegativeControls: negative})
-		for _, r := range *results {
-			if tr := strings.TrimSpace(r.Trace()); tr != "" {
-				t.Logf("%s:\n%s", r.Name, tr)
-			}
-			for _, o := range r.Observations {
-				if o.Converged >= 50*time.Millisecond {
-					t.Logf("%s [%s]: took effect after %v", r.Name, o.Step, o.Converged.Round(100*time.Millisecond))
-				}
-			}
+		o.traffic = check.RunAll(ctx, harness.Driver, []check.Check{c}, check.RunOptions{NegativeControls: negative})
+		o.mesh = e2e.NeedsMesh([]check.Check{c}) && c.Masquerade == nil
+		if o.mesh {
+			o.pushed = harness.RunPushed(ctx, []check.Check{c}, o.traffic, nil)
 		}
-		for _, r := range *results {
-			if r.Status == check.Skipped || (r.Status == check.Error && strings.HasPrefix(r.Message, check.ErrNotReady+": ")) {
-				t.Skip(r.Message)
+		for _, r := range append(append([]check.Result(nil), o.traffic...), o.pushed...) {
+			if tr := strings.TrimSpace(r.Trace()); tr != "" {
+				t.Logf("%s %s:\n%s", r.Suite, r.Name, tr)
+			}
+			for _, ob := range r.Observations {
+				if ob.Converged >= 50*time.Millisecond {
+					t.Logf("%s %s [%s]: took effect after %v", r.Suite, r.Name, ob.Step, ob.Converged.Round(100*time.Millisecond))
+				}
 			}
 		}
 		return ctx
 	}
 }
 
-// judge passes only if every result passed: Failed and other errors fail.
-func judge(results *[]check.Result) features.Func {
+func notReady(r check.Result) bool {
+	return r.Status == check.Error && strings.HasPrefix(r.Message, check.ErrNotReady+": ")
+}
+
+func verdict(r check.Result) bool { return r.Status == check.Passed || r.Status == check.Failed }
+
+// judge passes only if every observed result passed; what was not
+// observed skips (fails under CI=true, see the package comment).
+func judge(c check.Check, o *observed) features.Func {
 	return func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
-		if len(*results) == 0 {
+		if len(o.traffic) == 0 {
 			t.Fatal("the check was not observed")
 		}
-		for _, r := range *results {
-			if r.Status != check.Passed {
+		pushedOK := o.mesh && len(o.pushed) > 0
+		for _, r := range o.pushed {
+			pushedOK = pushedOK && verdict(r)
+		}
+		tally.mu.Lock()
+		tally.trafficOf += len(o.traffic)
+		if o.mesh {
+			tally.pushedOf++
+			if pushedOK {
+				tally.pushed++
+			}
+		}
+		tally.mu.Unlock()
+		var unobserved []string
+		for _, r := range o.traffic {
+			switch {
+			case verdict(r):
+				tally.mu.Lock()
+				tally.traffic++
+				tally.mu.Unlock()
+				if r.Status != check.Passed {
+					t.Errorf("%s: %s: %s", r.Name, r.Status, r.Message)
+				}
+			case notReady(r) && o.mesh && pushedOK && strings.Contains(r.Message, "proxyv2"):
+				// No Envoy image here: the data plane cannot run; the
+				// pushed-config tier observed the check instead.
+				tally.mu.Lock()
+				tally.proxyv2Only++
+				tally.mu.Unlock()
+				t.Logf("traffic tier: %s (allowed: the pushed-config tier observed the check)", r.Message)
+			case notReady(r) || r.Status == check.Skipped:
+				unobserved = append(unobserved, "traffic tier: "+r.Message)
+			default:
 				t.Errorf("%s: %s: %s", r.Name, r.Status, r.Message)
+			}
+		}
+		if o.mesh {
+			why := harness.PushedNote()
+			if why == "" && harness.MeshErr != nil {
+				why = harness.MeshErr.Error()
+			}
+			if len(o.pushed) == 0 {
+				unobserved = append(unobserved, "pushed-config tier did not run: "+orUnknown(why))
+			}
+			for _, r := range o.pushed {
+				switch {
+				case r.Status == check.Passed:
+				case notReady(r) || r.Status == check.Skipped:
+					unobserved = append(unobserved, "pushed-config tier: "+r.Message)
+				default:
+					t.Errorf("%s%s: %s: %s", r.Name, " (pushed config)", r.Status, r.Message)
+				}
+			}
+		}
+		if len(unobserved) > 0 {
+			msg := strings.Join(unobserved, "; ")
+			if ci {
+				t.Errorf("CI=true: %s was expected to be observed (pushed-config tier with the local istiod; the traffic tier may lack only proxyv2) but was not: %s", c.Name, msg)
+			} else if !t.Failed() {
+				t.Skip(msg)
 			}
 		}
 		return ctx
 	}
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
 }

@@ -24,7 +24,10 @@
 // (the mesh key of ConfigMap istio-system/istio) and WaitProxyPolicy waits
 // until a sidecar's Envoy has it: the virtualOutbound listener's catch-all
 // TCP chain routes to PassthroughCluster (ALLOW_ANY) or BlackHoleCluster
-// (REGISTRY_ONLY), read from the proxy's config_dump; nothing sleeps.
+// (REGISTRY_ONLY), read from the active listeners of the proxy's
+// config_dump with istioctl's config_dump wrapper; nothing sleeps.
+// WithoutIngressGateway installs the control plane alone (for a local
+// istiod without a data plane image).
 //
 // This package must not print (it logs through the cluster's logger; Istio's
 // own installer progress lines go to stderr as istioctl's do), must not

@@ -75,7 +75,7 @@ spec:
   components:
     ingressGateways:
     - name: istio-ingressgateway
-      enabled: true
+      enabled: {{ not .NoGateway }}
       k8s:
         service:
           type: NodePort
@@ -106,7 +106,7 @@ spec:
 // renderIOP returns the IstioOperator Install applies.
 func renderIOP(c *config) (string, error) {
 	var b bytes.Buffer
-	err := iopTemplate.Execute(&b, map[string]any{"Hub": c.hub, "Tag": c.tag, "Policy": c.policy, "HTTPNodePort": c.httpNodePort, "HTTPSNodePort": c.httpsNodePort})
+	err := iopTemplate.Execute(&b, map[string]any{"Hub": c.hub, "Tag": c.tag, "Policy": c.policy, "HTTPNodePort": c.httpNodePort, "HTTPSNodePort": c.httpsNodePort, "NoGateway": c.noGateway})
 	return b.String(), err
 }
 
@@ -224,6 +224,9 @@ func (m *Mesh) waitReady(ctx context.Context) error {
 			}
 		}
 		return err
+	}
+	if m.cfg.noGateway {
+		return nil
 	}
 	return m.waitPods(ctx, Namespace, gatewaySelector, "ingress gateway")
 }

@@ -1,9 +1,12 @@
 package istio
 
-// Istio on a real kind cluster where Istio's images cannot be pulled (no
-// registry on these machines): Install must stop with a *NotReadyError
-// naming the image, and Preflight must explain why checks cannot run.
-// Needs Docker and KIND_NODE_IMAGE; skips otherwise (fails under CI=true).
+// Istio on a real kind cluster whose images can never be pulled, on any
+// machine: the hub is 127.0.0.1:1/istio (unreachableHub), so the nodes'
+// pull attempt is refused inside the node (no DNS lookup, no dial beyond
+// loopback) and the result is the same with or without a registry.
+// Install must stop with a *NotReadyError naming the image, and Preflight
+// must explain why checks cannot run. Needs Docker and KIND_NODE_IMAGE;
+// skips otherwise (fails under CI=true).
 
 import (
 	"context"
@@ -37,13 +40,21 @@ func logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 }
 
+// unreachableHub is an image hub no pull can succeed from: a registry
+// address on the node's loopback with port 1, refused at once.
+const unreachableHub = "127.0.0.1:1/istio"
+
 func TestLiveInstallNotReady(t *testing.T) {
 	needLive(t)
 	ctx := context.Background()
 	if err := clusters.Sweep(ctx, clusters.WithLogger(logger())); err != nil {
 		t.Fatal(err)
 	}
-	cl, err := clusters.Setup(ctx, clusters.WithName("meshconform-istio-test"), clusters.WithLogger(logger()))
+	name := os.Getenv("MESHCONFORM_ISTIO_TEST_CLUSTER")
+	if name == "" {
+		name = "meshconform-istio-test"
+	}
+	cl, err := clusters.Setup(ctx, clusters.WithName(name), clusters.WithLogger(logger()))
 	if cl != nil {
 		t.Cleanup(func() {
 			if err := cl.Teardown(context.Background()); err != nil {
@@ -56,24 +67,24 @@ func TestLiveInstallNotReady(t *testing.T) {
 	}
 
 	start := time.Now()
-	m, err := Install(ctx, cl)
+	m, err := Install(ctx, cl, WithHub(unreachableHub))
 	t.Logf("MEASURE Install to result %v", time.Since(start).Round(100*time.Millisecond))
 	if m == nil {
 		t.Fatalf("Install returned no *Mesh: %v", err)
 	}
 	var nre *NotReadyError
 	if !errors.As(err, &nre) {
-		t.Fatalf("want a *NotReadyError (Istio's images cannot be pulled here), got %v", err)
+		t.Fatalf("want a *NotReadyError (images from %s cannot be pulled), got %v", unreachableHub, err)
 	}
 	t.Logf("Install: %v", err)
-	for _, want := range []string{"environment not ready: istiod: pod istio-system/istiod-", "container discovery", "image docker.io/istio/pilot:" + DefaultTag + " cannot be pulled", "ingress gateway: pod istio-system/istio-ingressgateway-"} {
+	for _, want := range []string{"environment not ready: istiod: pod istio-system/istiod-", "container discovery", "image " + unreachableHub + "/pilot:" + DefaultTag + " cannot be pulled", "ingress gateway: pod istio-system/istio-ingressgateway-"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("reason lacks %q", want)
 		}
 	}
 	// The gateway waits for istiod's root certificate ConfigMap (or, once
 	// mounted, fails to pull proxyv2): either way the reason says which.
-	if !strings.Contains(err.Error(), "istio-ca-root-cert") && !strings.Contains(err.Error(), "docker.io/istio/proxyv2:"+DefaultTag) {
+	if !strings.Contains(err.Error(), "istio-ca-root-cert") && !strings.Contains(err.Error(), unreachableHub+"/proxyv2:"+DefaultTag) {
 		t.Errorf("gateway reason is not precise: %v", err)
 	}
 
@@ -101,7 +112,7 @@ spec:
 		start := time.Now()
 		err := m.Preflight(ctx, "default", "app=client")
 		t.Logf("MEASURE Preflight (istiod known broken) %v: %v", time.Since(start).Round(10*time.Millisecond), err)
-		if !clusters.IsNotReady(err) || !strings.Contains(err.Error(), "docker.io/istio/pilot:"+DefaultTag) {
+		if !clusters.IsNotReady(err) || !strings.Contains(err.Error(), unreachableHub+"/pilot:"+DefaultTag) {
 			t.Errorf("got %v", err)
 		}
 	})

@@ -56,6 +56,7 @@ type config struct {
 	policy        string
 	httpsNodePort int
 	httpNodePort  int
+	noGateway     bool
 	timeouts      Timeouts
 }
 
@@ -77,6 +78,12 @@ func WithOutboundPolicy(policy string) Option { return func(c *config) { c.polic
 func WithIngressNodePorts(https, http int) Option {
 	return func(c *config) { c.httpsNodePort, c.httpNodePort = https, http }
 }
+
+// WithoutIngressGateway installs the control plane alone (istiod, no
+// ingress gateway): Install then waits for istiod only. For a control
+// plane whose data plane image (proxyv2) cannot be had, e.g. the local
+// istiod.
+func WithoutIngressGateway() Option { return func(c *config) { c.noGateway = true } }
 
 // WithTimeouts overrides timeouts; zero fields keep their defaults.
 func WithTimeouts(t Timeouts) Option { return func(c *config) { c.timeouts = t } }

@@ -3,14 +3,18 @@ package istio
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
+	admin "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	tcpproxy "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	"gopkg.in/yaml.v3"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/retry"
+
+	"istio.io/istio/istioctl/pkg/util/configdump"
 
 	"github.com/meshconform/meshconform/clusters"
 	"github.com/meshconform/meshconform/clusters/internal/podstatus"
@@ -271,97 +275,60 @@ func (m *Mesh) proxyCatchAll(ctx context.Context, namespace, name string) (strin
 	return OutboundCatchAllCluster(out)
 }
 
-// OutboundCatchAllCluster finds, in an Envoy config_dump (full or
-// ?resource=dynamic_listeners), the cluster that the virtualOutbound
-// listener's catch-all TCP filter chain (virtualOutbound-catchall-tcp)
-// sends traffic to: PassthroughCluster or BlackHoleCluster.
+// OutboundCatchAllCluster finds, in an Envoy config_dump (the whole dump,
+// or ?resource=dynamic_listeners, whose configs are the DynamicListener
+// entries), the cluster that the active virtualOutbound listener's
+// catch-all TCP filter chain (virtualOutbound-catchall-tcp) sends traffic
+// to: PassthroughCluster or BlackHoleCluster. Only a listener's
+// active_state is read: a warming copy (not serving yet) or a draining one
+// (no longer serving) would report a policy Envoy does not apply. The dump
+// is parsed with istioctl's config_dump wrapper
+// (istioctl/pkg/util/configdump).
 func OutboundCatchAllCluster(configDump []byte) (string, error) {
-	var root any
-	if err := json.Unmarshal(configDump, &root); err != nil {
+	var w configdump.Wrapper
+	if err := w.UnmarshalJSON(configDump); err != nil {
 		return "", fmt.Errorf("parse config_dump: %w", err)
 	}
-	var listener map[string]any
-	walk(root, func(m map[string]any) bool {
-		if m["name"] == "virtualOutbound" && (m["filter_chains"] != nil || m["filterChains"] != nil) {
-			listener = m
-			return false
+	var active []*admin.ListenersConfigDump_DynamicListener
+	for _, c := range w.GetConfigs() {
+		switch c.GetTypeUrl() {
+		case "type.googleapis.com/envoy.admin.v3.ListenersConfigDump":
+			ld := &admin.ListenersConfigDump{}
+			if err := c.UnmarshalTo(ld); err != nil {
+				return "", fmt.Errorf("parse config_dump listeners: %w", err)
+			}
+			active = append(active, ld.GetDynamicListeners()...)
+		case "type.googleapis.com/envoy.admin.v3.ListenersConfigDump.DynamicListener":
+			dl := &admin.ListenersConfigDump_DynamicListener{}
+			if err := c.UnmarshalTo(dl); err != nil {
+				return "", fmt.Errorf("parse config_dump listener: %w", err)
+			}
+			active = append(active, dl)
 		}
-		return true
-	})
-	if listener == nil {
-		return "", errors.New("config_dump has no virtualOutbound listener (the sidecar has not received its listeners yet)")
 	}
-	chains, _ := first(listener, "filter_chains", "filterChains").([]any)
-	var fallback string
-	for _, ch := range chains {
-		chm, _ := ch.(map[string]any)
-		cl := tcpProxyCluster(chm)
-		if cl == "" {
+	for _, dl := range active {
+		if dl.GetActiveState().GetListener() == nil {
 			continue
 		}
-		if chm["name"] == "virtualOutbound-catchall-tcp" {
-			return cl, nil
+		l := &listener.Listener{}
+		if err := dl.GetActiveState().GetListener().UnmarshalTo(l); err != nil {
+			return "", fmt.Errorf("parse config_dump listener %s: %w", dl.GetName(), err)
 		}
-		// Without the name, the catch-all is the chain without a match
-		// (the blackhole chain for port 15001 has one).
-		if first(chm, "filter_chain_match", "filterChainMatch") == nil && (cl == PassthroughCluster || cl == BlackHoleCluster) {
-			fallback = cl
-		}
-	}
-	if d, ok := first(listener, "default_filter_chain", "defaultFilterChain").(map[string]any); ok {
-		if cl := tcpProxyCluster(d); cl != "" {
-			return cl, nil
-		}
-	}
-	if fallback != "" {
-		return fallback, nil
-	}
-	return "", errors.New("virtualOutbound listener has no catch-all TCP filter chain")
-}
-
-func first(m map[string]any, keys ...string) any {
-	for _, k := range keys {
-		if v, ok := m[k]; ok {
-			return v
-		}
-	}
-	return nil
-}
-
-// tcpProxyCluster returns the cluster of a filter chain's tcp_proxy.
-func tcpProxyCluster(chain map[string]any) string {
-	filters, _ := chain["filters"].([]any)
-	for _, f := range filters {
-		fm, _ := f.(map[string]any)
-		if fm["name"] != "envoy.filters.network.tcp_proxy" && fm["name"] != "envoy.tcp_proxy" {
+		if l.GetName() != "virtualOutbound" {
 			continue
 		}
-		tc, _ := first(fm, "typed_config", "typedConfig").(map[string]any)
-		if c, ok := tc["cluster"].(string); ok {
-			return c
-		}
-	}
-	return ""
-}
-
-// walk visits every JSON object depth-first until visit returns false.
-func walk(v any, visit func(map[string]any) bool) bool {
-	switch t := v.(type) {
-	case map[string]any:
-		if !visit(t) {
-			return false
-		}
-		for _, x := range t {
-			if !walk(x, visit) {
-				return false
+		for _, fc := range l.GetFilterChains() {
+			if fc.GetName() != "virtualOutbound-catchall-tcp" {
+				continue
+			}
+			for _, f := range fc.GetFilters() {
+				tp := &tcpproxy.TcpProxy{}
+				if f.GetTypedConfig() != nil && f.GetTypedConfig().UnmarshalTo(tp) == nil {
+					return tp.GetCluster(), nil
+				}
 			}
 		}
-	case []any:
-		for _, x := range t {
-			if !walk(x, visit) {
-				return false
-			}
-		}
+		return "", errors.New("active virtualOutbound listener has no catch-all TCP filter chain (virtualOutbound-catchall-tcp)")
 	}
-	return true
+	return "", errors.New("config_dump has no active virtualOutbound listener (the sidecar has not received its listeners yet)")
 }

@@ -152,3 +152,11 @@ func explain(ps []podstatus.Problem) string {
 	}
 	return s
 }
+
+// SidecarReady reports whether pod has an istio-proxy container (a
+// sidecar, native or not, or a gateway's proxy) that is running and ready:
+// its Envoy then serves its admin API (config_dump) on localhost:15000.
+func SidecarReady(pod *corev1.Pod) bool {
+	_, ready := podstatus.ContainerReady(pod, proxyContainer)
+	return ready
+}

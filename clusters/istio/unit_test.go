@@ -58,6 +58,13 @@ func TestRenderIOP(t *testing.T) {
 			t.Errorf("IOP lacks %q:\n%s", want, s)
 		}
 	}
+	if !strings.Contains(s, "enabled: true") {
+		t.Errorf("the ingress gateway is not enabled by default:\n%s", s)
+	}
+	cp, _ := newConfig(WithoutIngressGateway())
+	if s, _ := renderIOP(cp); !strings.Contains(s, "enabled: false") || strings.Contains(s, "enabled: true") {
+		t.Errorf("WithoutIngressGateway: the gateway is still enabled:\n%s", s)
+	}
 	for _, bad := range [][]Option{{WithOutboundPolicy("ALLOW")}, {WithTag("")}, {WithIngressNodePorts(443, 31080)}, {WithIngressNodePorts(31443, 31443)}} {
 		if _, err := newConfig(bad...); err == nil {
 			t.Errorf("options %v accepted", bad)
@@ -104,29 +111,38 @@ rootNamespace: istio-system
 	}
 }
 
-func listenerDump(catchAll string) []byte {
-	return []byte(fmt.Sprintf(`{"configs":[{"@type":"type.googleapis.com/envoy.admin.v3.ListenersConfigDump","dynamic_listeners":[
- {"name":"virtualOutbound","active_state":{"listener":{"name":"virtualOutbound",
-  "address":{"socket_address":{"address":"0.0.0.0","port_value":15001}},
-  "filter_chains":[
-   {"filter_chain_match":{"destination_port":15001},"filters":[{"name":"istio.stats"},{"name":"envoy.filters.network.tcp_proxy","typed_config":{"@type":"type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy","stat_prefix":"BlackHoleCluster","cluster":"BlackHoleCluster"}}],"name":"virtualOutbound-blackhole"},
-   {"filters":[{"name":"envoy.filters.network.tcp_proxy","typed_config":{"@type":"type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy","stat_prefix":"%[1]s","cluster":"%[1]s"}}],"name":"virtualOutbound-catchall-tcp"}
-  ]}}}]}]}`, catchAll))
+// listenerDump is the virtualOutbound listener Istio's generator builds
+// under the policy whose catch-all is catchAll, as Envoy serves
+// config_dump?resource=dynamic_listeners (testdata, checked against the
+// generator by TestGoldenConfigDumps).
+func listenerDump(t *testing.T, catchAll string) []byte {
+	t.Helper()
+	policy := map[string]string{PassthroughCluster: AllowAny, BlackHoleCluster: RegistryOnly}[catchAll]
+	b, err := os.ReadFile(filepath.Join("testdata", "listeners_"+policy+".json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func TestOutboundCatchAllCluster(t *testing.T) {
 	for _, want := range []string{PassthroughCluster, BlackHoleCluster} {
-		got, err := OutboundCatchAllCluster(listenerDump(want))
+		got, err := OutboundCatchAllCluster(listenerDump(t, want))
 		if err != nil || got != want {
 			t.Errorf("got %q, %v; want %s", got, err, want)
 		}
 	}
-	// Without chain names the catch-all is the chain without a match.
-	unnamed := strings.ReplaceAll(string(listenerDump(PassthroughCluster)), `"name":"virtualOutbound-catchall-tcp"`, `"name":"x"`)
-	if got, err := OutboundCatchAllCluster([]byte(unnamed)); err != nil || got != PassthroughCluster {
-		t.Errorf("unnamed: %q %v", got, err)
+	// A chain renamed is not the catch-all: no guess from another chain.
+	renamed := strings.ReplaceAll(string(listenerDump(t, PassthroughCluster)), `"virtualOutbound-catchall-tcp"`, `"x"`)
+	if got, err := OutboundCatchAllCluster([]byte(renamed)); err == nil || !strings.Contains(err.Error(), "no catch-all TCP filter chain") {
+		t.Errorf("renamed chain: %q %v", got, err)
 	}
-	if _, err := OutboundCatchAllCluster([]byte(`{"configs":[]}`)); err == nil || !strings.Contains(err.Error(), "no virtualOutbound listener") {
+	// Only a warming copy (not serving yet): no active listener.
+	warmingOnly := strings.ReplaceAll(string(listenerDump(t, BlackHoleCluster)), `"active_state"`, `"warming_state"`)
+	if got, err := OutboundCatchAllCluster([]byte(warmingOnly)); err == nil || !strings.Contains(err.Error(), "no active virtualOutbound listener") {
+		t.Errorf("warming only: %q %v", got, err)
+	}
+	if _, err := OutboundCatchAllCluster([]byte(`{"configs":[]}`)); err == nil || !strings.Contains(err.Error(), "no active virtualOutbound listener") {
 		t.Errorf("empty dump: %v", err)
 	}
 	if _, err := OutboundCatchAllCluster([]byte(`not json`)); err == nil {
@@ -263,9 +279,9 @@ func TestWaitProxyPolicy(t *testing.T) {
 		}
 		// The new policy arrives at the third look.
 		if calls.Add(1) < 3 {
-			return listenerDump(PassthroughCluster), nil
+			return listenerDump(t, PassthroughCluster), nil
 		}
-		return listenerDump(BlackHoleCluster), nil
+		return listenerDump(t, BlackHoleCluster), nil
 	}
 	if err := m.WaitProxyPolicy(context.Background(), "app", "client-1", RegistryOnly); err != nil {
 		t.Fatal(err)

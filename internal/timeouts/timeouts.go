@@ -63,7 +63,8 @@ type Live struct {
 // Pushed bounds the pushed-config tier (package pushed).
 type Pushed struct {
 	Connect     time.Duration `doc:"the port-forward to istiod, the workloads getting an IP and the first complete config"`
-	Propagation time.Duration `doc:"a change (policy, applied or deleted object) to show in the pushed config"`
+	Propagation time.Duration `doc:"a change (policy, applied or deleted object) to show in the pushed config: on the xDS stream, or in a sidecar's config_dump"`
+	Poll        time.Duration `yaml:"-"` // between two reads of a sidecar's config_dump (the xDS stream needs none: istiod pushes)
 }
 
 // Fixtures bounds the fixture containers (package fixtures).
@@ -107,6 +108,7 @@ func (c Config) Resolve() Config {
 	out.Cluster.Poll, out.Cluster.ImagePullGrace = out.Poll, out.ImagePullGrace
 	out.Istio.Poll, out.Istio.ImagePullGrace = out.Poll, out.ImagePullGrace
 	out.Live.Poll = out.Poll
+	out.Pushed.Poll = out.Poll
 	return out
 }
 
@@ -133,8 +135,8 @@ func DefaultIstio() Istio { return Default().Resolve().Istio }
 // DefaultLive is Default().Resolve().Live.
 func DefaultLive() Live { return Default().Resolve().Live }
 
-// DefaultPushed is Default().Pushed.
-func DefaultPushed() Pushed { return Default().Pushed }
+// DefaultPushed is Default().Resolve().Pushed.
+func DefaultPushed() Pushed { return Default().Resolve().Pushed }
 
 // DefaultFixtures is Default().Fixtures.
 func DefaultFixtures() Fixtures { return Default().Fixtures }

@@ -20,6 +20,7 @@ import (
 	"github.com/meshconform/meshconform/fixtures/set"
 	"github.com/meshconform/meshconform/suites"
 	"github.com/meshconform/meshconform/suites/check"
+	"github.com/meshconform/meshconform/suites/findings"
 	"github.com/meshconform/meshconform/suites/live"
 	"github.com/meshconform/meshconform/suites/live/istiomesh"
 	"github.com/meshconform/meshconform/suites/pushed"
@@ -118,6 +119,9 @@ type Env struct {
 	pushed      *pushed.Driver
 	pushedNote  string
 	webhookNote string
+	// pushedFindings: disagreements of the two tiers (pushed.go).
+	pushedFindings []findings.Finding
+	pushedCompared bool
 
 	mu       sync.Mutex
 	phases   []PhaseTime

@@ -9,6 +9,7 @@ import (
 
 	"github.com/meshconform/meshconform/fixtures"
 	"github.com/meshconform/meshconform/suites/check"
+	"github.com/meshconform/meshconform/suites/findings"
 	"github.com/meshconform/meshconform/suites/live"
 	"github.com/meshconform/meshconform/suites/pushed"
 )
@@ -21,8 +22,11 @@ const PhasePushed = "pushed"
 // control) on the pushed config, when istiod is Ready; the results carry
 // the suite name "<suite> (pushed config)", so reports keep them apart from
 // the traffic results. It returns nil when there is no istiod to ask (the
-// reason is printed and kept in the properties).
-func (e *Env) RunPushed(ctx context.Context, checks []check.Check, onResult func(check.Result)) []check.Result {
+// reason is printed and kept in the properties). traffic are the traffic
+// tier's results of the same run: where an expectation's traffic verdict
+// and pushed-config verdict disagree, PushedFindings has a finding MC0004
+// with the proxy's sync status (pushed.Disagreements).
+func (e *Env) RunPushed(ctx context.Context, checks []check.Check, traffic []check.Result, onResult func(check.Result)) []check.Result {
 	if e.Mesh == nil || e.Driver == nil || e.Cluster == nil {
 		return nil
 	}
@@ -36,6 +40,36 @@ func (e *Env) RunPushed(ctx context.Context, checks []check.Check, onResult func
 		return nil
 	}
 	start := time.Now()
+	d := e.pushedDriver(ctx)
+	if d == nil {
+		return nil
+	}
+	e.p.Phase(PhasePushed, "judging %d mesh checks (and their negative controls) on the config pushed to each proxy (istiod xDS, or its sidecar's config_dump)", len(mesh))
+	res := check.RunAll(ctx, d, mesh, check.RunOptions{NegativeControls: true, OnResult: func(r check.Result) {
+		r.Suite += pushed.SuiteSuffix
+		if onResult != nil {
+			onResult(r)
+		}
+	}})
+	for i := range res {
+		res[i].Suite += pushed.SuiteSuffix
+	}
+	e.pushedFindings = append(e.pushedFindings, pushed.Disagreements(ctx, traffic, res, d.SyncStatus)...)
+	e.pushedCompared = true
+	c := check.Counts(res)
+	detail := fmt.Sprintf("%d passed, %d failed, %d errors; %s; %d disagreements with the traffic tier", c[check.Passed], c[check.Failed], c[check.Error], e.propagationSummary(), len(e.pushedFindings))
+	e.p.Phase(PhasePushed, "%s in %.1fs", detail, time.Since(start).Seconds())
+	e.record(PhasePushed, start, detail)
+	return res
+}
+
+// pushedDriver returns the tier's driver, created on first use (one per
+// run: its streams and port-forwards are reused by every later call), or
+// nil when istiod is not Ready (the reason is in PushedNote).
+func (e *Env) pushedDriver(ctx context.Context) *pushed.Driver {
+	if e.pushed != nil {
+		return e.pushed
+	}
 	if _, _, err := e.Mesh.IstiodReadySince(ctx); err != nil {
 		e.pushedNote = "not run: " + err.Error()
 		e.p.Phase(PhasePushed, "%s", e.pushedNote)
@@ -53,28 +87,25 @@ func (e *Env) RunPushed(ctx context.Context, checks []check.Check, onResult func
 		e.p.Phase(PhasePushed, "%s", e.pushedNote)
 		return nil
 	}
-	e.pushed = d
+	e.pushed, e.pushedNote = d, ""
 	if msg, err := pushed.VerifyWebhook(ctx, e.Cluster, e.cfg.Namespace); err != nil {
 		e.webhookNote = "FAILED: " + err.Error()
 	} else {
 		e.webhookNote = msg
 	}
 	e.p.Phase(PhasePushed, "ServiceEntry validation: %s", e.webhookNote)
-	e.p.Phase(PhasePushed, "judging %d mesh checks (and their negative controls) on the config istiod pushes over xDS", len(mesh))
-	res := check.RunAll(ctx, d, mesh, check.RunOptions{NegativeControls: true, OnResult: func(r check.Result) {
-		r.Suite += pushed.SuiteSuffix
-		if onResult != nil {
-			onResult(r)
-		}
-	}})
-	for i := range res {
-		res[i].Suite += pushed.SuiteSuffix
-	}
-	c := check.Counts(res)
-	detail := fmt.Sprintf("%d passed, %d failed, %d errors; %s", c[check.Passed], c[check.Failed], c[check.Error], e.propagationSummary())
-	e.p.Phase(PhasePushed, "%s in %.1fs", detail, time.Since(start).Seconds())
-	e.record(PhasePushed, start, detail)
-	return res
+	return d
+}
+
+// PushedNote says why the pushed-config tier did not run ("" when it did
+// or was not asked).
+func (e *Env) PushedNote() string { return e.pushedNote }
+
+// PushedFindings are the disagreements between the traffic tier and the
+// pushed-config tier (findings MC0004), and whether the comparison ran
+// (the report then carries the findings source findings.PushedConfig).
+func (e *Env) PushedFindings() (fs []findings.Finding, compared bool) {
+	return slices.Clone(e.pushedFindings), e.pushedCompared
 }
 
 // propagationSummary renders the apply → push-seen times of the tier.

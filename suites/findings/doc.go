@@ -1,7 +1,9 @@
 // Package findings is the vocabulary of problems meshconform reports
 // without being asked: messages of Istio's own analyzers (package
 // analysis, codes IST0xxx) and the simulation's self-checks (package
-// selfcheck, codes MC0xxx). A Finding names its code, level, object,
+// selfcheck, codes MC0001–MC0003) and, in a live run, disagreements between
+// the traffic verdict and the pushed-config verdict of the same
+// expectation (MC0004, found by package pushed). A Finding names its code, level, object,
 // file:line, the text, a documentation link and, for self-checks, the
 // trace that proves it.
 //

@@ -55,6 +55,20 @@ const (
 	Analysis = "analysis"
 	// SelfCheck: meshconform's simulation self-checks.
 	SelfCheck = "self-checks"
+	// PushedConfig: a live run's traffic verdict and the verdict on the
+	// config the mesh pushed to the same proxy disagree (code MC0004).
+	PushedConfig = "pushed-config"
+)
+
+// Sources are every finding source, in report order.
+var Sources = []string{Analysis, SelfCheck, PushedConfig}
+
+// MC0004 ConfigNotInEffect: traffic from a proxy was handled otherwise
+// than the config istiod pushed to it says (stale or rejected config); the
+// finding carries the proxy's sync status as istiod reports it.
+const (
+	CodeConfigNotInEffect = "MC0004"
+	NameConfigNotInEffect = "ConfigNotInEffect"
 )
 
 // Finding is one reported problem.

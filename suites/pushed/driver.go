@@ -9,6 +9,7 @@ import (
 	"time"
 
 	tcpproxy "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	"google.golang.org/grpc"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -67,9 +68,13 @@ type Driver struct {
 	setupErr  error
 	stopFwd   func()
 	addr      string
-	watches   map[check.SourceKind]*Watch
+	watches   map[check.SourceKind]Source
 	portMap   map[int]int // gateway Service port → targetPort
 	cleanups  []func(context.Context) error
+	// Sync status (syncz.go): the port-forward to istiod's TLS port and a
+	// connection per caller namespace.
+	tlsAddr   string
+	syncConns map[string]*grpc.ClientConn
 
 	tlsName         string
 	tlsCert, tlsKey []byte
@@ -121,7 +126,7 @@ func WithIngress(secret, host string, certPEM, keyPEM []byte) Option {
 // namespace is the checks' namespace.
 func New(cl *clusters.Cluster, mesh *istio.Mesh, namespace string, env func() check.Env, opts ...Option) (*Driver, error) {
 	d := &Driver{cl: cl, mesh: mesh, env: env, namespace: namespace, to: DefaultTimeouts(), log: slog.New(slog.DiscardHandler),
-		watches: map[check.SourceKind]*Watch{}}
+		watches: map[check.SourceKind]Source{}}
 	for _, o := range opts {
 		o(d)
 	}
@@ -158,11 +163,11 @@ func (d *Driver) setup(ctx context.Context) error {
 		return fmt.Errorf("port-forward to istiod %s:%d: %w", pod, xdsPort, err)
 	}
 	d.addr, d.stopFwd = addr, stop
-	client, err := d.clientIdentity(ctx)
+	client, clientPod, err := d.clientIdentity(ctx)
 	if err != nil {
 		return err
 	}
-	gw, err := d.gatewayIdentity(ctx)
+	gw, gwPod, err := d.gatewayIdentity(ctx)
 	if err != nil {
 		d.log.Warn("pushed config: no ingress gateway identity", "error", err)
 	} else {
@@ -173,35 +178,53 @@ func (d *Driver) setup(ctx context.Context) error {
 			return err
 		}
 	}
-	for kind, id := range map[check.SourceKind]*Identity{check.MeshedPod: client, check.Outside: gw} {
-		if id == nil {
+	for _, w := range []struct {
+		kind check.SourceKind
+		id   *Identity
+		pod  *corev1.Pod
+	}{{check.MeshedPod, client, clientPod}, {check.Outside, gw, gwPod}} {
+		if w.id == nil {
 			continue
 		}
-		w, err := Dial(context.WithoutCancel(ctx), addr, *id)
+		start := time.Now()
+		src, err := d.source(ctx, *w.id, w.pod)
 		if err != nil {
 			return err
 		}
-		d.watches[kind] = w
-		start := time.Now()
-		if _, err := w.Wait(ctx, "first config", func(Snapshot) bool { return true }); err != nil {
+		d.watches[w.kind] = src
+		if _, err := src.Wait(ctx, "first config", func(Snapshot) bool { return true }); err != nil {
 			return err
 		}
-		d.log.Info("pushed config received", "workload", id.String(), "elapsed", time.Since(start).Round(time.Millisecond))
+		d.log.Info("pushed config received", "workload", w.id.String(), "from", src.Kind(), "elapsed", time.Since(start).Round(time.Millisecond))
 	}
 	return nil
 }
 
+// source is where the workload's config is read: its own Envoy's
+// config_dump when its sidecar (or gateway proxy) is running and ready,
+// else an xDS stream to istiod identifying as the workload.
+func (d *Driver) source(ctx context.Context, id Identity, pod *corev1.Pod) (Source, error) {
+	if pod != nil && istio.SidecarReady(pod) {
+		addr, stop, err := d.cl.PortForward(ctx, pod.Namespace, pod.Name, EnvoyAdminPort)
+		if err != nil {
+			return nil, fmt.Errorf("port-forward to the Envoy admin port of %s: %w", id, err)
+		}
+		return NewSidecarDump(ctx, id, addr, d.to.Poll, stop)
+	}
+	return Dial(context.WithoutCancel(ctx), d.addr, id)
+}
+
 // clientIdentity finds the meshed client pod (app=client), creating it
 // when the live tier did not, and waits for its IP.
-func (d *Driver) clientIdentity(ctx context.Context) (*Identity, error) {
+func (d *Driver) clientIdentity(ctx context.Context) (*Identity, *corev1.Pod, error) {
 	pods := d.cl.Client().CoreV1().Pods(d.namespace)
 	list, err := pods.List(ctx, metav1.ListOptions{LabelSelector: "app=" + ClientPod})
 	if err != nil {
-		return nil, fmt.Errorf("find the client pod: %w", err)
+		return nil, nil, fmt.Errorf("find the client pod: %w", err)
 	}
 	if len(list.Items) == 0 {
 		if d.image == "" {
-			return nil, errors.New("no client pod app=client and no agent image to create one: pass WithAgentImage")
+			return nil, nil, errors.New("no client pod app=client and no agent image to create one: pass WithAgentImage")
 		}
 		y := fmt.Sprintf(`apiVersion: v1
 kind: Pod
@@ -220,26 +243,26 @@ spec:
 		objs, err := d.cl.Apply(ctx, d.namespace, y)
 		d.cleanups = append(d.cleanups, func(ctx context.Context) error { return d.cl.Delete(ctx, objs) })
 		if err != nil {
-			return nil, fmt.Errorf("create the client pod (through Istio's injection webhook): %w", err)
+			return nil, nil, fmt.Errorf("create the client pod (through Istio's injection webhook): %w", err)
 		}
 	}
 	p, err := d.podWithIP(ctx, d.namespace, "app="+ClientPod)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return &Identity{Namespace: p.Namespace, Pod: p.Name, IP: p.Status.PodIP, Labels: p.Labels, ServiceAccount: p.Spec.ServiceAccountName}, nil
+	return &Identity{Namespace: p.Namespace, Pod: p.Name, IP: p.Status.PodIP, Labels: p.Labels, ServiceAccount: p.Spec.ServiceAccountName}, p, nil
 }
 
 // gatewayIdentity is the ingress gateway pod as a router, and the
 // Service's port → targetPort map.
-func (d *Driver) gatewayIdentity(ctx context.Context) (*Identity, error) {
+func (d *Driver) gatewayIdentity(ctx context.Context) (*Identity, *corev1.Pod, error) {
 	p, err := d.podWithIP(ctx, istio.Namespace, gatewaySelector)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	svc, err := d.cl.Client().CoreV1().Services(istio.Namespace).Get(ctx, gatewayService, metav1.GetOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("gateway service: %w", err)
+		return nil, nil, fmt.Errorf("gateway service: %w", err)
 	}
 	d.portMap = map[int]int{}
 	for _, sp := range svc.Spec.Ports {
@@ -247,7 +270,7 @@ func (d *Driver) gatewayIdentity(ctx context.Context) (*Identity, error) {
 			d.portMap[int(sp.Port)] = sp.TargetPort.IntValue()
 		}
 	}
-	return &Identity{Router: true, Namespace: p.Namespace, Pod: p.Name, IP: p.Status.PodIP, Labels: p.Labels, ServiceAccount: p.Spec.ServiceAccountName}, nil
+	return &Identity{Router: true, Namespace: p.Namespace, Pod: p.Name, IP: p.Status.PodIP, Labels: p.Labels, ServiceAccount: p.Spec.ServiceAccountName}, p, nil
 }
 
 func (d *Driver) podWithIP(ctx context.Context, ns, selector string) (*corev1.Pod, error) {
@@ -281,7 +304,7 @@ func (d *Driver) Close(ctx context.Context) error {
 	for _, w := range d.watches {
 		w.Close()
 	}
-	d.watches = map[check.SourceKind]*Watch{}
+	d.watches = map[check.SourceKind]Source{}
 	if d.stopFwd != nil {
 		d.stopFwd()
 		d.stopFwd = nil
@@ -290,6 +313,7 @@ func (d *Driver) Close(ctx context.Context) error {
 		errs = append(errs, d.cleanups[i](ctx))
 	}
 	d.cleanups = nil
+	d.syncConns, d.tlsAddr = nil, ""
 	return errors.Join(errs...)
 }
 
@@ -455,8 +479,8 @@ func (d *Driver) observe(step string, e check.Expectation) (o check.Observation)
 		return o
 	}
 	o.Observed, o.Cluster, o.Evidence = v.Outcome, v.Cluster, v.Why
-	o.Trace = append([]string{fmt.Sprintf("pushed config of %s (istiod xDS, CDS %s, LDS %s, %d listeners, %d clusters, %d route configs): %s",
-		w.Identity(), s.Versions[v3.ClusterType], s.Versions[v3.ListenerType], len(s.Listeners), len(s.Clusters), len(s.Routes), v.Call)}, v.Trace...)
+	o.Trace = append([]string{fmt.Sprintf("pushed config of %s (%s, CDS %s, LDS %s, %d listeners, %d clusters, %d route configs): %s",
+		w.Identity(), w.Kind(), s.Versions[v3.ClusterType], s.Versions[v3.ListenerType], len(s.Listeners), len(s.Clusters), len(s.Routes), v.Call)}, v.Trace...)
 	if v.Outcome == check.Inconclusive {
 		o.Err = v.Why
 	}

@@ -2,16 +2,22 @@ package pushed
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	meshconfig "istio.io/api/mesh/v1alpha1"
+	"istio.io/istio/pilot/pkg/model"
 	"istio.io/istio/pilot/pkg/simulation"
 	"istio.io/istio/pilot/test/xds"
 	"istio.io/istio/pkg/config/mesh"
 	"istio.io/istio/pkg/config/schema/gvk"
 
+	"github.com/meshconform/meshconform/internal/envoydump"
 	"github.com/meshconform/meshconform/suites/check"
 	"github.com/meshconform/meshconform/suites/sim"
 )
@@ -32,7 +38,7 @@ func TestJudgeOnPushedConfig(t *testing.T) {
 	}
 	s := xds.NewFakeDiscoveryServer(t, xds.FakeOptions{Configs: configs(objs), MeshConfig: mc})
 	w := dialFake(t, s, nil)
-	d := &Driver{namespace: "default", to: DefaultTimeouts(), log: slog.New(slog.DiscardHandler), watches: map[check.SourceKind]*Watch{check.MeshedPod: w}}
+	d := &Driver{namespace: "default", to: DefaultTimeouts(), log: slog.New(slog.DiscardHandler), watches: map[check.SourceKind]Source{check.MeshedPod: w}}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
@@ -84,4 +90,73 @@ func TestJudgeOnPushedConfig(t *testing.T) {
 		t.Fatal("cluster still pushed after the wait for its withdrawal")
 	}
 	judge("later.example", 8080, check.BlockedByMesh, sim.BlackHoleCluster)
+}
+
+// TestWaitOnSidecarConfigDump: the same waits, on a sidecar's
+// config_dump instead of the xDS stream. The "sidecar" serves, on every
+// read, the config Istio's generator builds from the current config store
+// (as Envoy would after istiod's push), marshalled as Envoy's config_dump:
+// an entry created later is waited for (its cluster appears in the dump)
+// and then Allowed; deleted, waited for and blocked; each change's
+// propagation is recorded for the sidecar.
+func TestWaitOnSidecarConfigDump(t *testing.T) {
+	quiet()
+	mc := mesh.DefaultMeshConfig()
+	mc.OutboundTrafficPolicy = &meshconfig.MeshConfig_OutboundTrafficPolicy{Mode: meshconfig.MeshConfig_OutboundTrafficPolicy_REGISTRY_ONLY}
+	s := xds.NewFakeDiscoveryServer(t, xds.FakeOptions{MeshConfig: mc})
+	var version atomic.Int32
+	fetch := func(context.Context) ([]byte, error) {
+		p := s.SetupProxy(&model.Proxy{Labels: map[string]string{"app": "client"}, IPAddresses: []string{"10.244.0.5"}})
+		ls := s.Listeners(p)
+		return envoydump.Marshal(envoydump.Config{Version: fmt.Sprint(version.Add(1)), Listeners: ls, Clusters: s.Clusters(p), Routes: s.RoutesFromListeners(p, ls)})
+	}
+	id := Identity{Namespace: "default", Pod: "client-0", IP: "10.244.0.5", Labels: map[string]string{"app": "client"}}
+	src, err := newSidecarDump(context.Background(), id, fetch, 10*time.Millisecond, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &Driver{namespace: "default", to: DefaultTimeouts(), log: slog.New(slog.DiscardHandler), watches: map[check.SourceKind]Source{check.MeshedPod: src}}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if got := CatchAllCluster(src.Snapshot()); got != sim.BlackHoleCluster {
+		t.Fatalf("catch-all %q under REGISTRY_ONLY", got)
+	}
+	judge := func(want check.Outcome, wantCluster string) {
+		t.Helper()
+		o := d.observe("step", check.Expectation{From: check.Client, To: check.Destination{Host: "later.example", Address: "192.0.2.1", Port: 8080, Protocol: check.HTTP}, Want: want})
+		if o.Observed != want || o.Cluster != wantCluster || !strings.Contains(o.Trace[0], FromConfigDump) {
+			t.Fatalf("%s via %q (%v), want %s via %q", o.Observed, o.Cluster, o.Trace, want, wantCluster)
+		}
+	}
+	judge(check.BlockedByMesh, sim.BlackHoleCluster)
+
+	later, err := sim.ParseYAML("later.yaml", []byte(httpEntry8080), "default")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := map[check.SourceKind]Snapshot{check.MeshedPod: src.Snapshot()}
+	if _, err := s.Store().Create(*later[0].Istio); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.waitChange(ctx, "T", "apply", []string{httpEntry8080}, nil, before, nil); err != nil {
+		t.Fatal(err)
+	}
+	judge(check.Allowed, "outbound|8080||later.example")
+	if err := s.Store().Delete(gvk.ServiceEntry, "later", "default", nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.waitChange(ctx, "T", "delete", nil, []string{httpEntry8080}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	judge(check.BlockedByMesh, sim.BlackHoleCluster)
+	if len(d.Propagations) != 2 || d.Propagations[0].Workload != id.String() {
+		t.Fatalf("propagations %+v", d.Propagations)
+	}
+
+	// A change that never reaches the sidecar ends with ErrTimeout after
+	// the propagation bound.
+	d.to.Propagation = 50 * time.Millisecond
+	if _, err := d.waitChange(ctx, "T", "never", []string{httpEntry8080}, nil, nil, nil); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("want ErrTimeout, got %v", err)
+	}
 }

@@ -52,6 +52,10 @@ func (id Identity) NodeID() string {
 	return fmt.Sprintf("%s~%s~%s.%s~%s.svc.cluster.local", t, id.IP, id.Pod, id.Namespace, id.Namespace)
 }
 
+// ProxyID is the id istiod knows the proxy by ("<pod>.<namespace>", the
+// third part of the node id), the key of its sync status.
+func (id Identity) ProxyID() string { return id.Pod + "." + id.Namespace }
+
 func (id Identity) String() string {
 	kind := "sidecar"
 	if id.Router {
@@ -69,6 +73,10 @@ func (id Identity) node() *core.Node {
 		ClusterID:      "Kubernetes",
 		ServiceAccount: id.ServiceAccount,
 		WorkloadName:   id.Labels["app"],
+		// Sidecars and gateways send their proxy config; istiod's sync
+		// status (syncz) lists only connections that carry one. Empty: the
+		// mesh's defaults apply as for a proxy without overrides.
+		ProxyConfig: &model.NodeMetaProxyConfig{},
 	}
 	return &core.Node{Id: id.NodeID(), Metadata: md.ToStruct()}
 }
@@ -89,6 +97,8 @@ type Snapshot struct {
 	// Missing lists route configs the listeners name that have not
 	// arrived (yet): the snapshot is Complete only when it is empty.
 	Missing []string
+	// fromDump: read from a sidecar's config_dump (see Complete).
+	fromDump bool
 }
 
 // Complete reports whether clusters, listeners and every route config the
@@ -96,9 +106,16 @@ type Snapshot struct {
 // LDS, then RDS with the push's version, and between those responses the
 // snapshot is half old, half new. (A push of a kind that does not touch
 // routes, e.g. an AuthorizationPolicy alone, skips RDS: the snapshot is
-// then not complete until the next push that includes it.)
+// then not complete until the next push that includes it.) A snapshot read
+// from a sidecar's config_dump is complete when Envoy has accepted
+// clusters and listeners and every route config the active listeners name
+// is in the dump (Envoy applies each type as a whole; the version of each
+// is the last it accepted).
 func (s Snapshot) Complete() bool {
 	cds, lds := s.Versions[v3.ClusterType], s.Versions[v3.ListenerType]
+	if s.fromDump {
+		return cds != "" && lds != "" && len(s.Missing) == 0
+	}
 	if cds == "" || cds != lds || len(s.Missing) > 0 {
 		return false
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/meshconform/meshconform/suites"
 	"github.com/meshconform/meshconform/suites/check"
 	"github.com/meshconform/meshconform/suites/e2e"
+	"github.com/meshconform/meshconform/suites/findings"
 )
 
 type runOptions struct {
@@ -135,7 +136,12 @@ func (o *runOptions) execute(ctx context.Context, g *globals) error {
 		env.RecordPhase(e2e.PhaseChecks, cstart, fmt.Sprintf("%d checks", len(rep.Results)))
 		// The pushed-config tier: its own results, never mixed with the
 		// traffic results (suite "<suite> (pushed config)").
-		rep.Results = append(rep.Results, env.RunPushed(ctx, checks, func(r check.Result) { printResult(p, r) })...)
+		rep.Results = append(rep.Results, env.RunPushed(ctx, checks, rep.Results, func(r check.Result) { printResult(p, r) })...)
+		// Where the two tiers disagree on an expectation: findings MC0004.
+		if fs, compared := env.PushedFindings(); compared {
+			rep.FindingSources = map[string]bool{findings.PushedConfig: true}
+			rep.Findings, rep.FailOn = append(rep.Findings, fs...), findings.Error
+		}
 	}
 	rep.IstioVersion = env.MeshVersion()
 	rep.Properties = env.Properties()
@@ -161,6 +167,7 @@ func (o *runOptions) execute(ctx context.Context, g *globals) error {
 	fmt.Fprintln(g.stdout)
 	reports.WriteTable(g.stdout, rep)
 	reports.WriteDetails(g.stdout, rep, g.verbose)
+	reports.WriteFindings(g.stdout, rep, g.verbose)
 	fmt.Fprintf(g.stdout, "JUnit: %s, summary: %s (%.1fs)\n", o.junit, o.summary, time.Since(start).Seconds())
 	code := rep.ExitCode()
 	if writeErr != nil {
