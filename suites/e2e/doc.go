@@ -12,10 +12,14 @@
 //	          need the mesh become "environment not ready")
 //	pods      the live driver's probe pods
 //
-// and Teardown in reverse order on a context that ignores cancellation
-// (Ctrl-C), unless Retain. Each phase reports a progress line with the
-// elapsed time and its own wall time (Env.Phases). A failed phase returns
-// a *PhaseError naming it, together with an Env to tear down.
+// Setup is a list of phases (phases.go, one file per phase: phase_*.go),
+// as kind's actions: each registers the undo of what it creates on the
+// Env's undo stack the moment it exists, and Teardown pops the stack in
+// reverse on a context that ignores cancellation (Ctrl-C), bounded by
+// Config.TeardownTimeout; with Retain only the entries' keep functions run.
+// Each phase reports a progress line with the elapsed time and its own wall
+// time (Env.Phases). A failed phase returns a *PhaseError naming it,
+// together with an Env to tear down. Another mode is another phase list.
 //
 // Leftovers: a run writes a marker (owner pid and host, fixtures run id,
 // retained or not) under the temporary directory; the sweep phase removes

@@ -54,6 +54,7 @@ func (e *Env) RunPushed(ctx context.Context, checks []check.Check, onResult func
 		return nil
 	}
 	e.pushed = d
+	e.onUndo("pushed-config tier", e.closePushed, nil)
 	if msg, err := pushed.VerifyWebhook(ctx, e.Cluster, e.cfg.Namespace); err != nil {
 		e.webhookNote = "FAILED: " + err.Error()
 	} else {
