@@ -73,6 +73,16 @@ type Config struct {
 	IstioTimeouts   istio.Timeouts
 	FixtureTimeouts fixtures.Timeouts
 	PushedTimeouts  pushed.Timeouts
+	// AgentImage is a pushed agent image the cluster pulls (attach mode;
+	// `meshconform image push`); empty: the local build, which an attached
+	// cluster's nodes must already have.
+	AgentImage string
+	// Revision picks the control plane (istio.io/rev) on an attached
+	// cluster running several.
+	Revision string
+	// LeaseDuration of an attach run's Lease (default
+	// DefaultLeaseDuration, at least 3s).
+	LeaseDuration time.Duration
 	// TeardownTimeout bounds Teardown (default DefaultTeardownTimeout).
 	TeardownTimeout time.Duration
 	// Printer receives progress (required).
@@ -116,6 +126,13 @@ type Env struct {
 	pushed      *pushed.Driver
 	pushedNote  string
 	webhookNote string
+
+	// Attach mode: the in-cluster fixtures, the run's namespaces, the
+	// control plane's revision and the effective outbound policy.
+	endpoints map[string]fixtures.Endpoint
+	owned     []string
+	Revision  string
+	Policy    EffectivePolicy
 
 	mu       sync.Mutex
 	phases   []PhaseTime
@@ -211,6 +228,11 @@ func (e *Env) Properties() map[string]string {
 	}
 	if e.Cluster != nil && e.Cluster.PodNetwork() != "" {
 		m["cluster.podNetwork"] = e.Cluster.PodNetwork()
+	}
+	if e.cfg.Attached() {
+		m["attach.namespaces"] = joinNames(e.owned)
+		m["istio.revision"] = e.Revision
+		m["istio.effectivePolicy"] = e.Policy.Mode + " (" + e.Policy.Source + ")"
 	}
 	e.pushedProperties(m)
 	for _, ph := range e.Phases() {

@@ -21,12 +21,6 @@ func (e *Env) installIstio(ctx context.Context) error {
 		p.Phase(PhaseIstio, "skipped: no selected check needs the mesh")
 		return nil
 	}
-	if !cl.Managed() {
-		e.Mesh, e.MeshErr = istio.Attach(ctx, cl)
-		p.Phase(PhaseIstio, "attached to the cluster's Istio %s (err: %v)", e.meshVersion(), e.MeshErr)
-		e.record(PhaseIstio, start, errString(e.MeshErr, "ready"))
-		return nil
-	}
 	opts := []istio.Option{istio.WithTimeouts(cfg.IstioTimeouts)}
 	if cfg.IstioHub != "" {
 		opts = append(opts, istio.WithHub(cfg.IstioHub))

@@ -27,7 +27,7 @@ func (e *Env) startPods(ctx context.Context) error {
 		live.WithIPMasqAgentImage(cfg.IPMasqAgentImage), live.WithNamespace(cfg.Namespace),
 		live.WithTimeouts(cfg.LiveTimeouts), live.WithLogger(p.Logger()), live.WithEnvBuilder(suites.Env),
 	}
-	{
+	if e.Fixtures != nil {
 		cert, err := e.Fixtures.CA().Issue([]string{fixtures.IngressHost})
 		if err != nil {
 			return fail(PhasePods, fmt.Errorf("issue the ingress certificate: %w", err))
@@ -37,6 +37,9 @@ func (e *Env) startPods(ctx context.Context) error {
 			live.WithMySQL(e.Fixtures.AdminDSN(), b.User, b.Password),
 			live.WithCA(e.Fixtures.CAPEM()), live.WithIngressCert(cert.CertPEM(), cert.KeyPEM()),
 			live.WithEchoContainer(fixtures.ContainerName(e.Fixtures.RunID, echo.Name)))
+	} else {
+		// Attach mode: only the in-cluster echo, no SQL, no ingress.
+		opts = append(opts, live.WithEndpoints(e.endpoints), live.WithInjectionLabels(e.injectionLabels()))
 	}
 	d, err := live.New(opts...)
 	if err != nil {

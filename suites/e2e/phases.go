@@ -32,8 +32,25 @@ var kindPhases = []phase{
 	{PhasePods, (*Env).startPods},             // phase_pods.go
 }
 
+// attachPhases set up a run on an existing cluster (Config.Attached): it
+// changes only namespaces it creates and the objects in them, and reads
+// the rest (attach*.go).
+var attachPhases = []phase{
+	{PhaseCluster, (*Env).attachCluster},      // phase_cluster.go
+	{PhasePreflight, (*Env).preflightAccess},  // attach_preflight.go: stop before any change
+	{PhaseSweep, (*Env).sweepAttached},        // attach_sweep.go: crashed runs' namespaces
+	{PhaseIstio, (*Env).findIstio},            // attach_istio.go: read only
+	{PhaseNamespaces, (*Env).ownNamespaces},   // attach_namespaces.go
+	{PhaseImage, (*Env).attachAgentImage},     // attach.go
+	{PhaseFixtures, (*Env).inClusterFixtures}, // attach_fixtures.go
+	{PhasePods, (*Env).startPods},             // phase_pods.go
+}
+
 // phaseList is the list Setup runs for cfg.
 func phaseList(cfg Config) []phase {
+	if cfg.Attached() {
+		return attachPhases
+	}
 	return kindPhases
 }
 
@@ -56,6 +73,9 @@ func Setup(ctx context.Context, cfg Config) (*Env, error) {
 	}
 	if cfg.IPMasqAgentImage == "" {
 		cfg.IPMasqAgentImage = os.Getenv("IP_MASQ_AGENT_IMAGE")
+	}
+	if cfg.LeaseDuration < 3*time.Second {
+		cfg.LeaseDuration = DefaultLeaseDuration
 	}
 	if cfg.TeardownTimeout <= 0 {
 		cfg.TeardownTimeout = DefaultTeardownTimeout
@@ -167,6 +187,9 @@ func (e *Env) retainHint() string {
 	}
 	if e.Cluster != nil && e.Cluster.Managed() {
 		hint += fmt.Sprintf("; the cluster with `kind delete cluster --name %s`", e.Cluster.Name)
+	}
+	if e.cfg.Attached() && len(e.owned) > 0 {
+		hint += fmt.Sprintf("; this run's namespaces with `kubectl delete namespace %s` (or let a later run sweep them once their Lease expired)", joinNames(e.owned))
 	}
 	return hint
 }
