@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	networking "istio.io/api/networking/v1alpha3"
+	"istio.io/istio/pkg/config"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
@@ -14,6 +16,8 @@ import (
 	"github.com/meshconform/meshconform/fixtures"
 	"github.com/meshconform/meshconform/suites"
 	"github.com/meshconform/meshconform/suites/check"
+	"github.com/meshconform/meshconform/suites/sim"
+	"github.com/meshconform/meshconform/suites/sim/fromcluster"
 )
 
 const attachRole = "../../clusters/manifests/meshconform-attach.yaml"
@@ -106,6 +110,44 @@ func TestLeaseExpired(t *testing.T) {
 	}{{at(10 * time.Second), false}, {at(119 * time.Second), false}, {at(121 * time.Second), true}, {nil, true}} {
 		if got := leaseExpired(c.renew, &secs, now); got != c.want {
 			t.Errorf("renewed %v ago: expired %v, want %v", c.renew, got, c.want)
+		}
+	}
+}
+
+// TestEffectivePolicy: the revision's mesh config decides, unless a
+// root-namespace Sidecar without workloadSelector says otherwise (the
+// review's wrong-verdict case B4); a Sidecar elsewhere or with a selector
+// does not count.
+func TestEffectivePolicy(t *testing.T) {
+	sidecar := func(ns string, mode networking.OutboundTrafficPolicy_Mode, selector bool) sim.Object {
+		sc := &networking.Sidecar{OutboundTrafficPolicy: &networking.OutboundTrafficPolicy{Mode: mode}}
+		if selector {
+			sc.WorkloadSelector = &networking.WorkloadSelector{Labels: map[string]string{"app": "x"}}
+		}
+		return sim.Object{Kind: "Sidecar", Name: "default", Namespace: ns, Istio: &config.Config{Spec: sc}}
+	}
+	const regOnly = "outboundTrafficPolicy: {mode: REGISTRY_ONLY}\n"
+	for _, c := range []struct {
+		name, mesh string
+		objs       []sim.Object
+		want       string
+		source     string
+	}{
+		{"Istio's default", "", nil, "ALLOW_ANY", "Istio's default"},
+		{"mesh config", regOnly, nil, "REGISTRY_ONLY", "ConfigMap istio-system/istio-1-31"},
+		{"root Sidecar wins", "", []sim.Object{sidecar("istio-system", networking.OutboundTrafficPolicy_REGISTRY_ONLY, false)}, "REGISTRY_ONLY", "Sidecar istio-system/default (root namespace)"},
+		{"root Sidecar back to ALLOW_ANY", regOnly, []sim.Object{sidecar("istio-system", networking.OutboundTrafficPolicy_ALLOW_ANY, false)}, "ALLOW_ANY", "Sidecar istio-system/default (root namespace)"},
+		{"Sidecar of another namespace", regOnly, []sim.Object{sidecar("team-a", networking.OutboundTrafficPolicy_ALLOW_ANY, false)}, "REGISTRY_ONLY", "ConfigMap istio-system/istio-1-31"},
+		{"root Sidecar with a selector", regOnly, []sim.Object{sidecar("istio-system", networking.OutboundTrafficPolicy_ALLOW_ANY, true)}, "REGISTRY_ONLY", "ConfigMap istio-system/istio-1-31"},
+		{"rootNamespace moved", "rootNamespace: mesh-root\n", []sim.Object{sidecar("mesh-root", networking.OutboundTrafficPolicy_REGISTRY_ONLY, false)}, "REGISTRY_ONLY", "Sidecar mesh-root/default (root namespace)"},
+	} {
+		snap := &fromcluster.Snapshot{MeshConfig: c.mesh, Objects: c.objs}
+		if c.mesh != "" {
+			snap.MeshConfigSource = "istio-system/istio-1-31"
+		}
+		got := effectivePolicy(snap)
+		if got.Mode != c.want || got.Source != c.source {
+			t.Errorf("%s: %+v, want %s from %s", c.name, got, c.want, c.source)
 		}
 	}
 }
