@@ -29,6 +29,9 @@ const (
 	// AnnotationOwner names the process that owns a namespace
 	// ("host/pid"), for people; the sweep decides by the Lease only.
 	AnnotationOwner = "meshconform.dev/owner"
+	// LabelRetained on an attach run's Lease marks its namespace as kept
+	// on purpose (--retain): the sweep never removes it.
+	LabelRetained = "meshconform.dev/retained"
 	// LeaseName is the coordination.k8s.io Lease in every namespace of an
 	// attach run, renewed while the run lives (see attach_namespaces.go).
 	LeaseName = "meshconform-run"

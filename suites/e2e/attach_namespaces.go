@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -54,8 +55,12 @@ func (e *Env) ownNamespaces(ctx context.Context) error {
 			return fail(PhaseNamespaces, fmt.Errorf("create Lease %s/%s: %w", n.name, LeaseName, err))
 		}
 	}
-	stop := e.renewLeases(slicesClone(e.owned))
-	e.onUndo("renewal of the run's Leases", func(context.Context) error { stop(); return nil }, func(context.Context) error { stop(); return nil })
+	owned := slicesClone(e.owned)
+	stop := e.renewLeases(owned)
+	e.onUndo("renewal of the run's Leases", func(context.Context) error { stop(); return nil }, func(ctx context.Context) error {
+		stop()
+		return e.retainLeases(ctx, owned)
+	})
 	detail := fmt.Sprintf("%s (labels %s=attach, %s=%s; Lease %s held by %s)", strings.Join(e.owned, ", "), LabelMode, clusters.LabelRun, cl.RunID(), LeaseName, holder)
 	e.p.Phase(PhaseNamespaces, "%s in %.1fs", detail, time.Since(start).Seconds())
 	e.record(PhaseNamespaces, start, detail)
@@ -92,6 +97,24 @@ func (e *Env) renewLeases(namespaces []string) (stop func()) {
 		}
 	})
 	return func() { cancel(); wg.Wait() }
+}
+
+// retainLeases labels the run's Leases LabelRetained=true (--retain): the
+// sweep leaves their namespaces alone; delete them yourself.
+func (e *Env) retainLeases(ctx context.Context, namespaces []string) error {
+	leases := e.Cluster.Client().CoordinationV1()
+	var errs []error
+	for _, ns := range namespaces {
+		l, err := leases.Leases(ns).Get(ctx, LeaseName, metav1.GetOptions{})
+		if err == nil {
+			l.Labels[LabelRetained] = "true"
+			_, err = leases.Leases(ns).Update(ctx, l, metav1.UpdateOptions{FieldManager: clusters.FieldManager})
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("mark Lease %s/%s retained: %w", ns, LeaseName, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func slicesClone(s []string) []string { return append([]string(nil), s...) }

@@ -18,7 +18,8 @@ import (
 // ago, or they have none and are older than twice Config.LeaseDuration (a
 // run killed between creating its namespace and its Lease). On a remote cluster a
 // process id means nothing, so the owner's liveness is the Lease. A
-// namespace without the labels is never looked at. Failures are warnings.
+// namespace without the labels, or whose Lease is labelled
+// LabelRetained=true (--retain), is never removed. Failures are warnings.
 func (e *Env) sweepAttached(ctx context.Context) error {
 	start := time.Now()
 	victims, err := abandonedNamespaces(ctx, e.Cluster, time.Now(), e.cfg.LeaseDuration)
@@ -60,6 +61,8 @@ func abandonedNamespaces(ctx context.Context, cl *clusters.Cluster, now time.Tim
 			}
 		case err != nil:
 			return victims, fmt.Errorf("sweep: get Lease %s/%s: %w", ns.Name, LeaseName, err)
+		case l.Labels[LabelRetained] == "true":
+			// Kept with --retain: the user removes it.
 		default:
 			if leaseExpired(l.Spec.RenewTime, l.Spec.LeaseDurationSeconds, now) {
 				victims = append(victims, ns.Name)
