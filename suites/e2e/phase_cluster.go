@@ -78,7 +78,10 @@ func (e *Env) setupCluster(ctx context.Context) error {
 	if cfg.Attached() {
 		what = "existing cluster " + orNone(cfg.Context, "(current context)")
 	}
-	p.Phase(PhaseCluster, "setting up %s (node image %s)", what, orNone(cfg.NodeImage, "kind's default"))
+	if !cfg.Attached() {
+		what += " (node image " + orNone(cfg.NodeImage, "kind's default") + ")"
+	}
+	p.Phase(PhaseCluster, "setting up %s", what)
 	opts := []clusters.Option{clusters.WithLogger(log), clusters.WithRetain(cfg.Retain), clusters.WithTimeouts(cfg.ClusterTimeouts)}
 	if cfg.ClusterName != "" {
 		opts = append(opts, clusters.WithName(cfg.ClusterName))

@@ -189,7 +189,7 @@ func (e *Env) retainHint() string {
 		hint += fmt.Sprintf("; the cluster with `kind delete cluster --name %s`", e.Cluster.Name)
 	}
 	if e.cfg.Attached() && len(e.owned) > 0 {
-		hint += fmt.Sprintf("; this run's namespaces with `kubectl delete namespace %s` (or let a later run sweep them once their Lease expired)", joinNames(e.owned))
+		hint += fmt.Sprintf("; this run's namespaces with `kubectl delete namespace %s` (their Leases are labelled %s=true: no later run sweeps them)", joinNames(e.owned), LabelRetained)
 	}
 	return hint
 }
