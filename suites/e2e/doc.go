@@ -23,9 +23,9 @@
 //	sweep       namespaces of crashed attach runs, by label and expired Lease
 //	istio       Istio as installed, read only: revision, injection label,
 //	            effective outbound policy (mesh config + root Sidecar)
+//	image       --agent-image (pushed; fixtures/images.PushAgent)
 //	namespaces  the probe namespace and <ns>-fixtures, labelled, each with
 //	            the run's coordination.k8s.io Lease, renewed until Teardown
-//	image       --agent-image (pushed; fixtures/images.PushAgent)
 //	fixtures    the echo target as a bare pod outside the mesh, by pod IP
 //	pods        the live driver's probe pods
 //

@@ -40,8 +40,8 @@ var attachPhases = []phase{
 	{PhasePreflight, (*Env).preflightAccess},  // attach_preflight.go: stop before any change
 	{PhaseSweep, (*Env).sweepAttached},        // attach_sweep.go: crashed runs' namespaces
 	{PhaseIstio, (*Env).findIstio},            // attach_istio.go: read only
+	{PhaseImage, (*Env).attachAgentImage},     // attach.go: before anything is created
 	{PhaseNamespaces, (*Env).ownNamespaces},   // attach_namespaces.go
-	{PhaseImage, (*Env).attachAgentImage},     // attach.go
 	{PhaseFixtures, (*Env).inClusterFixtures}, // attach_fixtures.go
 	{PhasePods, (*Env).startPods},             // phase_pods.go
 }
