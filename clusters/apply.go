@@ -124,6 +124,9 @@ func (c *Cluster) applyOne(ctx context.Context, namespace string, u *unstructure
 	maps.Copy(l, c.labels())
 	u.SetLabels(l)
 	gvk := u.GroupVersionKind()
+	if c.mode == Existing {
+		exportOnlyHere(u)
+	}
 	var mapping *meta.RESTMapping
 	ctxA, cancel := context.WithTimeout(ctx, c.cfg.Timeouts.Apply)
 	defer cancel()
@@ -313,4 +316,52 @@ func (c *Cluster) deleteNamespaces(ctx context.Context, names []string) error {
 	c.namespaces = slices.DeleteFunc(c.namespaces, func(x string) bool { return slices.Contains(names, x) })
 	c.mu.Unlock()
 	return errors.Join(errs...)
+}
+
+// CreateNamespace creates namespace name with labels (plus the managed and
+// run labels) and annotations, and deletes it at Teardown. Unlike
+// EnsureNamespace it never adopts a namespace: one that exists already
+// (another run's, or anybody's) is an error naming it.
+func (c *Cluster) CreateNamespace(ctx context.Context, name string, labels, annotations map[string]string) error {
+	l := c.labels()
+	maps.Copy(l, labels)
+	_, err := c.client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: l, Annotations: annotations}},
+		metav1.CreateOptions{FieldManager: FieldManager})
+	if apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create namespace %s: it exists already (another run, or not meshconform's): choose another with --namespace", name)
+	}
+	if err != nil {
+		return fmt.Errorf("create namespace %s: %w", name, err)
+	}
+	c.mu.Lock()
+	c.namespaces = append(c.namespaces, name)
+	c.mu.Unlock()
+	c.log.Debug("created namespace", "namespace", name)
+	return nil
+}
+
+// DeleteNamespaces deletes namespaces (e.g. a crashed run's, found by
+// label) and waits until they are gone, bounded by
+// Timeouts.NamespaceDelete.
+func (c *Cluster) DeleteNamespaces(ctx context.Context, names []string) error {
+	return c.deleteNamespaces(ctx, names)
+}
+
+// exportedKinds are Istio's kinds with spec.exportTo (default "*": every
+// namespace of the mesh sees them).
+var exportedKinds = map[string]bool{"ServiceEntry": true, "VirtualService": true, "DestinationRule": true}
+
+// exportOnlyHere sets spec.exportTo: ["."] on an Istio object that does
+// not say whom it is exported to, so that on an existing (shared) cluster
+// the harness's objects reach only the proxies of their own namespace
+// (https://istio.io/latest/docs/reference/config/networking/service-entry/#ServiceEntry-export_to).
+func exportOnlyHere(u *unstructured.Unstructured) {
+	gvk := u.GroupVersionKind()
+	if gvk.Group != "networking.istio.io" || !exportedKinds[gvk.Kind] {
+		return
+	}
+	if _, found, _ := unstructured.NestedFieldNoCopy(u.Object, "spec", "exportTo"); found {
+		return
+	}
+	_ = unstructured.SetNestedStringSlice(u.Object, []string{"."}, "spec", "exportTo")
 }

@@ -18,7 +18,10 @@
 //     The harness never creates or deletes the cluster, has no access to its
 //     nodes (no image loading, no iptables inspection: those return errors
 //     saying so) and only touches namespaces and objects it labels
-//     meshconform.dev/managed=true.
+//     meshconform.dev/managed=true; Istio objects it applies there that do
+//     not say whom they are exported to get exportTo ["."].
+//     MissingAccess reviews permissions (SelfSubjectAccessReview) before a
+//     run changes anything; CreateNamespace never adopts an existing one.
 //
 // What it provides on top: server-side apply of labelled manifests through
 // the dynamic client (Apply, Delete, EnsureNamespace), image loading into

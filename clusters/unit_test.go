@@ -3,6 +3,7 @@ package clusters
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,10 +12,15 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes/fake"
+	k8stesting "k8s.io/client-go/testing"
 	kindcluster "sigs.k8s.io/kind/pkg/cluster"
 )
 
@@ -421,5 +427,78 @@ COMMIT
 `
 	if got := kubeDNSDNAT(save); !slices.Equal(got, []string{"10.244.0.14", "10.244.0.2"}) {
 		t.Errorf("got %v", got)
+	}
+}
+
+func TestExportOnlyHere(t *testing.T) {
+	objs, err := DecodeYAML(`apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: a}
+spec: {hosts: [a.example]}
+---
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: b}
+spec: {hosts: [b.example], exportTo: ["*"]}
+---
+apiVersion: networking.istio.io/v1
+kind: Sidecar
+metadata: {name: c}
+spec: {}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range objs {
+		exportOnlyHere(u)
+	}
+	got := func(i int) any {
+		v, _, _ := unstructured.NestedFieldNoCopy(objs[i].Object, "spec", "exportTo")
+		return v
+	}
+	if v := got(0); fmt.Sprint(v) != "[.]" {
+		t.Errorf("ServiceEntry without exportTo: %v, want [.]", v)
+	}
+	if v := got(1); fmt.Sprint(v) != "[*]" {
+		t.Errorf("an explicit exportTo was changed: %v", v)
+	}
+	if v := got(2); v != nil {
+		t.Errorf("Sidecar (no exportTo in its API) got %v", v)
+	}
+}
+
+// TestMissingAccess: one review per verb, group and resource, subresources
+// split off, namespaces reviewed cluster-scoped; what the (fake) API
+// server denies is listed in order. The fake stands in for the API
+// server's authorizer; what is tested is our iteration and wording.
+func TestMissingAccess(t *testing.T) {
+	client := fake.NewClientset()
+	var asked []string
+	client.PrependReactor("create", "selfsubjectaccessreviews", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		r := a.(k8stesting.CreateAction).GetObject().(*authorizationv1.SelfSubjectAccessReview)
+		ra := r.Spec.ResourceAttributes
+		asked = append(asked, fmt.Sprintf("%s %s/%s/%s @%s", ra.Verb, ra.Group, ra.Resource, ra.Subresource, ra.Namespace))
+		r.Status.Allowed = !(ra.Subresource == "exec" || (ra.Resource == "namespaces" && ra.Verb == "delete"))
+		return true, r, nil
+	})
+	cl, err := ForClient(client, Existing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := []rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"pods", "pods/exec"}, Verbs: []string{"create"}},
+		{APIGroups: []string{""}, Resources: []string{"namespaces"}, Verbs: []string{"create", "delete"}},
+	}
+	missing, err := cl.MissingAccess(context.Background(), rules, "mc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantAsked := []string{"create /pods/ @mc", "create /pods/exec @mc", "create /namespaces/ @", "delete /namespaces/ @"}
+	if !slices.Equal(asked, wantAsked) {
+		t.Errorf("reviews %q, want %q", asked, wantAsked)
+	}
+	want := []string{"create pods/exec in namespace mc", "delete namespaces (cluster-scoped)"}
+	if !slices.Equal(missing, want) {
+		t.Errorf("missing %q, want %q", missing, want)
 	}
 }

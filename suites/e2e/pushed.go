@@ -39,6 +39,13 @@ func (e *Env) RunPushed(ctx context.Context, checks []check.Check, traffic []che
 	if len(mesh) == 0 {
 		return nil
 	}
+	if e.cfg.Attached() {
+		// It would port-forward to istiod in the control plane's namespace
+		// and register as the workloads: more than attach mode's role.
+		e.pushedNote = "not run on an attached cluster (needs pods/portforward to istiod)"
+		e.p.Phase(PhasePushed, "%s", e.pushedNote)
+		return nil
+	}
 	start := time.Now()
 	d := e.pushedDriver(ctx)
 	if d == nil {
@@ -88,6 +95,7 @@ func (e *Env) pushedDriver(ctx context.Context) *pushed.Driver {
 		return nil
 	}
 	e.pushed, e.pushedNote = d, ""
+	e.onUndo("pushed-config tier", e.closePushed, nil)
 	if msg, err := pushed.VerifyWebhook(ctx, e.Cluster, e.cfg.Namespace); err != nil {
 		e.webhookNote = "FAILED: " + err.Error()
 	} else {

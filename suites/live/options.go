@@ -7,6 +7,7 @@ import (
 	"github.com/meshconform/meshconform/internal/timeouts"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"reflect"
 	"time"
@@ -101,6 +102,7 @@ type config struct {
 	helperImage    string
 	ipMasqImage    string
 	namespace      string
+	injection      map[string]string
 	timeouts       Timeouts
 	log            *slog.Logger
 	prober         prober
@@ -129,6 +131,13 @@ func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) 
 // endpoints and the driver's variables (suites.Env adds the suites' own
 // endpoints and defaults, e.g. "blocked" and "tlsSecret").
 type EnvBuilder func(endpoints map[string]fixtures.Endpoint, vars map[string]string) check.Env
+
+// WithInjectionLabels are the probe namespace's labels that make Istio
+// inject the meshed client pod (default istio-injection=enabled; a
+// revisioned control plane needs istio.io/rev=<revision>).
+func WithInjectionLabels(l map[string]string) Option {
+	return func(o *config) { o.injection = maps.Clone(l) }
+}
 
 // WithEnvBuilder sets how check environments are built (default: the
 // endpoints and variables as they are). The namespace is always the

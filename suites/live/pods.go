@@ -111,7 +111,11 @@ func (d *Driver) Setup(ctx context.Context) error {
 
 func (d *Driver) setup(ctx context.Context) error {
 	ns := d.cfg.namespace
-	if err := d.cl.EnsureNamespace(ctx, ns, map[string]string{"istio-injection": "enabled"}); err != nil {
+	injection := d.cfg.injection
+	if injection == nil {
+		injection = map[string]string{"istio-injection": "enabled"}
+	}
+	if err := d.cl.EnsureNamespace(ctx, ns, injection); err != nil {
 		d.controlErr = err
 		d.clientErr = err
 		return fmt.Errorf("set up probe pods: %w", err)

@@ -10,5 +10,6 @@ func commands(g *globals) []*cobra.Command {
 		newRunCmd(g),
 		newFixturesCmd(g),
 		newDiffCmd(g),
+		newImageCmd(g),
 	}
 }

@@ -25,6 +25,8 @@ type runOptions struct {
 	retain      bool
 	kubeconfig  string
 	kubeContext string
+	agentImage  string
+	revision    string
 	istioHub    string
 	istioTag    string
 	noPull      bool
@@ -52,6 +54,18 @@ synthetic failed case names the phase), and tears everything down in reverse
 order, also on Ctrl-C, unless --retain. The next run sweeps leftovers of
 crashed runs.
 
+With --kubeconfig/--context it attaches to an existing cluster (attach mode)
+and changes only what it creates: it first checks every permission it will
+use (SelfSubjectAccessReview; missing ones are listed, exit 2, nothing
+changed; the ClusterRole is clusters/manifests/meshconform-attach.yaml),
+sweeps namespaces of crashed attach runs (label meshconform.dev/mode=attach,
+Lease expired), reads Istio as installed (revision, injection label,
+effective outbound policy), creates its own namespaces, runs the echo target
+inside the cluster outside the mesh (a bare pod addressed by pod IP), and
+never edits CoreDNS, CNI, kube-system, the mesh-wide policy or shared
+gateways: checks that would need that are Skipped with the reason. The
+agent image comes from --agent-image (see "meshconform image push").
+
 A check whose environment is missing (Istio's images cannot be pulled, no
 sidecar) is an error "environment not ready: <reason>", never a pass.
 
@@ -60,7 +74,8 @@ errored, setup or teardown failed, the run was interrupted, or bad input.`,
 		Example: `  meshconform run
   meshconform run --suite masquerade
   meshconform run --labels suite=registry-only --negative-controls -v
-  meshconform run --reuse --retain --name dev`,
+  meshconform run --reuse --retain --name dev
+  meshconform run --kubeconfig staging.yaml --context stg --agent-image registry.example/meshconform/agent:v1`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return o.execute(cmd.Context(), g) },
 	}
@@ -73,6 +88,8 @@ errored, setup or teardown failed, the run was interrupted, or bad input.`,
 	f.BoolVar(&o.retain, "retain", false, "keep the cluster and fixtures after the run (and after a failure or Ctrl-C)")
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "run against the existing cluster of this kubeconfig (never created or deleted)")
 	f.StringVar(&o.kubeContext, "context", "", "kubeconfig context of an existing cluster")
+	f.StringVar(&o.agentImage, "agent-image", "", "with --kubeconfig/--context: the agent image pushed to a registry the cluster pulls from (see `meshconform image push`)")
+	f.StringVar(&o.revision, "revision", "", "with --kubeconfig/--context: istio.io/rev of the control plane to use when several run")
 	f.StringVar(&o.istioHub, "istio-hub", "", "Istio image hub (default docker.io/istio)")
 	f.StringVar(&o.istioTag, "istio-tag", "", "Istio image tag (default: the release of the pinned istio module)")
 	f.BoolVar(&o.noPull, "no-pull", false, "never pull Istio's images: use only what is in the host's Docker (they are loaded into the kind nodes)")
@@ -90,6 +107,9 @@ func (o *runOptions) execute(ctx context.Context, g *globals) error {
 	start := time.Now()
 	if o.printTOs {
 		return printTimeouts(g.stdout)
+	}
+	if (o.agentImage != "" || o.revision != "") && o.kubeconfig == "" && o.kubeContext == "" {
+		return badInput(errors.New("--agent-image and --revision are for an existing cluster: add --kubeconfig FILE or --context NAME (on a kind cluster the harness builds and loads the agent image itself)"))
 	}
 	tos, err := loadTimeouts(o.timeouts)
 	if err != nil {
@@ -110,7 +130,7 @@ func (o *runOptions) execute(ctx context.Context, g *globals) error {
 
 	cfg := e2e.Config{
 		ClusterName: o.name, NodeImage: o.nodeImage, KindConfig: o.kindConfig, Reuse: o.reuse, Retain: o.retain,
-		Kubeconfig: o.kubeconfig, Context: o.kubeContext,
+		Kubeconfig: o.kubeconfig, Context: o.kubeContext, AgentImage: o.agentImage, Revision: o.revision,
 		InstallIstio: e2e.NeedsMesh(checks), IstioHub: o.istioHub, IstioTag: o.istioTag, NoPull: o.noPull, LocalIstiod: o.localIstiod,
 		MasqueradeChecks: e2e.HasMasquerade(checks), IPMasqAgentImage: o.ipMasqImage, MySQLImage: o.mysqlImage,
 		Network: o.network, Namespace: o.namespace, Printer: p,
@@ -126,10 +146,16 @@ func (o *runOptions) execute(ctx context.Context, g *globals) error {
 		rep.SetupFailed(phase, setupErr)
 	} else {
 		cstart := time.Now()
-		rep.Results = check.RunAll(ctx, env.Driver, checks, check.RunOptions{
+		// On an attached cluster, checks that need a change the run does
+		// not own are Skipped with the reason, before anything runs.
+		checks, rep.Results = env.SkipNotApplicable(checks, o.negativeControls)
+		for _, r := range rep.Results {
+			printResult(p, r)
+		}
+		rep.Results = append(rep.Results, check.RunAll(ctx, env.Driver, checks, check.RunOptions{
 			NegativeControls: o.negativeControls,
 			OnResult:         func(r check.Result) { printResult(p, r) },
-		})
+		})...)
 		c := check.Counts(rep.Results)
 		p.Phase(e2e.PhaseChecks, "%d passed, %d failed, %d errors, %d skipped in %.1fs",
 			c[check.Passed], c[check.Failed], c[check.Error], c[check.Skipped], time.Since(cstart).Seconds())

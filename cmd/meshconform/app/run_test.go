@@ -15,6 +15,9 @@ func TestRunBadInputWritesNothing(t *testing.T) {
 		{"run", "--run", "[", "--junit", junit},
 		{"run", "--labels", "novalue", "--junit", junit},
 		{"run", "--run", "NoSuchCheck", "--junit", junit},
+		// Attach-mode flags without an existing cluster.
+		{"run", "--agent-image", "registry.example/agent:v1", "--junit", junit},
+		{"run", "--revision", "1-31", "--junit", junit},
 	} {
 		code, _, errs := runCLI(t, args...)
 		if code != ExitBadInput {
