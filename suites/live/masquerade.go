@@ -259,3 +259,18 @@ func (m *mysqlAdmin) Close() error {
 	}
 	return nil
 }
+
+// observeExistingMasquerade is the masquerade setup of an attached
+// cluster (WithExistingIPMasqAgent): nothing is changed; the config read
+// from the cluster explains the observations in traces.
+func (d *Driver) observeExistingMasquerade() {
+	if d.masqEval != nil {
+		return
+	}
+	eval, err := ipmasq.Parse(d.cfg.ipMasqConfig, ipmasq.Options{})
+	if err != nil {
+		d.log.Warn("the cluster's ip-masq-agent config does not parse as the agent reads it", "error", err)
+		return
+	}
+	d.masqEval = &eval
+}

@@ -186,6 +186,33 @@ type config struct {
 	admin          sqlAdmin
 	ingressEPFixed *fixtures.Endpoint
 	envBuilder     EnvBuilder
+	// sourceNamespaces: where source probe pods may be created besides
+	// the driver's namespace (sources.go).
+	sourceNamespaces []string
+	// ipMasqExisting: masquerade checks observe the cluster's own
+	// ip-masq-agent with ipMasqConfig, never changing anything.
+	ipMasqExisting bool
+	ipMasqConfig   string
+}
+
+// WithSourceNamespaces names the namespaces, besides the driver's own,
+// where the driver may create the probe pods of user sources (an
+// expectation's `source: {namespace, labels}`): namespaces the harness
+// created for the run, or ones the user named explicitly
+// (--source-namespace). A source in any other namespace is "environment
+// not ready" saying so; the driver never creates or labels a namespace.
+func WithSourceNamespaces(names ...string) Option {
+	return func(o *config) { o.sourceNamespaces = append(o.sourceNamespaces, names...) }
+}
+
+// WithExistingIPMasqAgent makes masquerade checks observe the cluster's
+// own ip-masq-agent as it is: the driver never installs the agent, writes
+// its ConfigMap, switches the CNI's masquerading or adds return routes
+// (an attached cluster). config is the agent's config as read from the
+// cluster ("" for none: the agent's defaults); it is only used to explain
+// observations in traces. A check's own Masquerade.Config is ignored.
+func WithExistingIPMasqAgent(agentConfig string) Option {
+	return func(o *config) { o.ipMasqExisting, o.ipMasqConfig = true, agentConfig }
 }
 
 // EnvBuilder renders the environment checks are resolved with from the
