@@ -81,8 +81,8 @@ type Driver struct {
 	sourcePod  SourcePodFunc
 	identify   func(context.Context, check.Source) (*Identity, error)
 	dial       func(context.Context, Identity) (*Watch, error)
-	portMap   map[int]int // gateway Service port → targetPort
-	cleanups  []func(context.Context) error
+	portMap    map[int]int // gateway Service port → targetPort
+	cleanups   []func(context.Context) error
 
 	tlsName         string
 	tlsCert, tlsKey []byte

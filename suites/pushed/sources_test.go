@@ -2,8 +2,8 @@ package pushed
 
 import (
 	"context"
-	"log/slog"
 	"fmt"
+	"log/slog"
 	"net"
 	"strings"
 	"testing"
