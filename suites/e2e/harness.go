@@ -81,6 +81,8 @@ type Config struct {
 	IstioTimeouts   istio.Timeouts
 	FixtureTimeouts fixtures.Timeouts
 	PushedTimeouts  pushed.Timeouts
+	// LiveOptions are added to the live driver's (Expectations.LiveOptions).
+	LiveOptions []live.Option
 	// Printer receives progress (required).
 	Printer *Printer
 }
@@ -426,13 +428,13 @@ func (e *Env) setup(ctx context.Context) error {
 	if e.Mesh != nil {
 		mesh = istiomesh.Wrap(e.Mesh)
 	}
-	d, err := live.New(
+	d, err := live.New(append([]live.Option{
 		live.WithCluster(cl), live.WithMesh(mesh, e.MeshErr), live.WithEndpoints(eps),
 		live.WithMySQL(e.Fixtures.AdminDSN(), b.User, b.Password), live.WithAgentImage(e.AgentImage),
 		live.WithCA(e.Fixtures.CAPEM()), live.WithIngressCert(cert.CertPEM(), cert.KeyPEM()),
 		live.WithEchoContainer(fixtures.ContainerName(e.Fixtures.RunID, echo.Name)),
 		live.WithIPMasqAgentImage(cfg.IPMasqAgentImage), live.WithNamespace(cfg.Namespace),
-		live.WithTimeouts(cfg.LiveTimeouts), live.WithLogger(log), live.WithEnvBuilder(suites.Env))
+		live.WithTimeouts(cfg.LiveTimeouts), live.WithLogger(log), live.WithEnvBuilder(suites.Env)}, cfg.LiveOptions...)...)
 	if err != nil {
 		return fail(PhasePods, err)
 	}

@@ -23,6 +23,12 @@ const PhasePushed = "pushed"
 // the traffic results. It returns nil when there is no istiod to ask (the
 // reason is printed and kept in the properties).
 func (e *Env) RunPushed(ctx context.Context, checks []check.Check, onResult func(check.Result)) []check.Result {
+	return e.runPushed(ctx, checks, onResult)
+}
+
+// runPushed is RunPushed with options of the caller's for the tier's
+// driver (RunExpectations: the user sources' probe pods).
+func (e *Env) runPushed(ctx context.Context, checks []check.Check, onResult func(check.Result), extra ...pushed.Option) []check.Result {
 	if e.Mesh == nil || e.Driver == nil || e.Cluster == nil {
 		return nil
 	}
@@ -47,7 +53,7 @@ func (e *Env) RunPushed(ctx context.Context, checks []check.Check, onResult func
 			opts = append(opts, pushed.WithIngress(e.Driver.Env().Vars["tlsSecret"], fixtures.IngressHost, cert.CertPEM(), cert.KeyPEM()))
 		}
 	}
-	d, err := pushed.New(e.Cluster, e.Mesh, e.cfg.Namespace, e.Driver.Env, opts...)
+	d, err := pushed.New(e.Cluster, e.Mesh, e.cfg.Namespace, e.Driver.Env, append(opts, extra...)...)
 	if err != nil {
 		e.pushedNote = "not run: " + err.Error()
 		e.p.Phase(PhasePushed, "%s", e.pushedNote)

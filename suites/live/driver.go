@@ -56,6 +56,7 @@ type Driver struct {
 	cniDisabled    bool
 	masqConfig     *string
 	masqEval       *ipmasq.Config // the config in effect, for traces
+	masqNote       string         // the existing agent's config, as read (WithExistingIPMasqAgent)
 	lastRating     int
 	closed         bool
 	closeErrs      []error
@@ -307,7 +308,7 @@ func (d *Driver) Run(ctx context.Context, c check.Check) (res check.Result) {
 		}
 	}()
 	if rc.Masquerade != nil && d.cfg.ipMasqExisting {
-		d.observeExistingMasquerade()
+		d.observeExistingMasquerade(ctx)
 	} else if rc.Masquerade != nil {
 		cl, err := d.setupMasquerade(ctx, *rc.Masquerade)
 		cleanups = append(cleanups, cl...)

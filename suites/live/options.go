@@ -192,7 +192,6 @@ type config struct {
 	// ipMasqExisting: masquerade checks observe the cluster's own
 	// ip-masq-agent with ipMasqConfig, never changing anything.
 	ipMasqExisting bool
-	ipMasqConfig   string
 }
 
 // WithSourceNamespaces names the namespaces, besides the driver's own,
@@ -206,14 +205,13 @@ func WithSourceNamespaces(names ...string) Option {
 }
 
 // WithExistingIPMasqAgent makes masquerade checks observe the cluster's
-// own ip-masq-agent as it is: the driver never installs the agent, writes
-// its ConfigMap, switches the CNI's masquerading or adds return routes
-// (an attached cluster). config is the agent's config as read from the
-// cluster ("" for none: the agent's defaults); it is only used to explain
-// observations in traces. A check's own Masquerade.Config is ignored.
-func WithExistingIPMasqAgent(agentConfig string) Option {
-	return func(o *config) { o.ipMasqExisting, o.ipMasqConfig = true, agentConfig }
-}
+// own ip-masq-agent as it is (an attached cluster): the driver never
+// installs the agent, writes its ConfigMap, switches the CNI's
+// masquerading or adds return routes. It reads (get, never list or
+// write) ConfigMap kube-system/ip-masq-agent, key "config", once, to
+// explain observations in traces and in IPMasqNote; a check's own
+// Masquerade.Config is ignored.
+func WithExistingIPMasqAgent() Option { return func(o *config) { o.ipMasqExisting = true } }
 
 // EnvBuilder renders the environment checks are resolved with from the
 // endpoints and the driver's variables (suites.Env adds the suites' own
