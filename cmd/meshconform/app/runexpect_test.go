@@ -28,7 +28,7 @@ kind: Expectations
 expectations:
 - name: CheckoutReachesEcho
   source: {namespace: shop, labels: {app: checkout}}
-  destination: {host: echo.typo.test, port: 80, protocol: HTTP}
+  destination: {host: echo.exteranl.test, port: 80, protocol: HTTP}
   expect: Allowed
 `)
 	entry := write(t, dir, "entry.yaml", `apiVersion: networking.istio.io/v1
@@ -47,7 +47,7 @@ spec:
 	}{
 		{"missing file", []string{"--expectations", filepath.Join(dir, "nope.yaml")}, []string{"nope.yaml", "cannot read", "fix:"}},
 		{"unknown field", []string{"--expectations", unknown}, []string{"unknown.yaml:8", "colour", "fix:"}},
-		{"host not declared by -f", []string{"--expectations", good, "-f", entry}, []string{"good.yaml:4", "echo.typo.test", "did you mean echo.external.test", "fix:"}},
+		{"host not declared by -f", []string{"--expectations", good, "-f", entry}, []string{"good.yaml:4", "echo.exteranl.test", "did you mean echo.external.test", "fix:"}},
 		{"-f without --expectations", []string{"-f", entry}, []string{"only apply with --expectations"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
