@@ -12,6 +12,7 @@ import (
 	meshconfig "istio.io/api/mesh/v1alpha1"
 	"istio.io/istio/pkg/config/mesh"
 
+	"github.com/meshconform/meshconform/fixtures"
 	"github.com/meshconform/meshconform/fixtures/echo"
 	"github.com/meshconform/meshconform/internal/livetest"
 	"github.com/meshconform/meshconform/reports"
@@ -39,6 +40,31 @@ func TestLiveChecksGatewayGoesThroughIngress(t *testing.T) {
 	}
 	if ns := SourceNamespaces(l.Checks); strings.Join(ns, ",") != "shop" {
 		t.Errorf("source namespaces %v, want [shop]", ns)
+	}
+}
+
+// The expectation names a report records (source -> destination) are the
+// same whether the live driver (its namespace) or simulate (its
+// --namespace) resolves the file's checks: `meshconform diff` lines them up.
+func TestExpectationNamesLineUp(t *testing.T) {
+	l, err := expectations.Parse("x.yaml", []byte(expectFile("172.18.0.9", "10.244.0.0/16")), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	liveEnv := check.Env{Namespace: "meshconform", Endpoints: map[string]fixtures.Endpoint{"ingress": {Name: "ingress", Host: "meshconform.example"}}}
+	simEnv := check.Env{Namespace: "default"}
+	for i, c := range LiveChecks(l.Checks) {
+		lc, err := liveEnv.Resolve(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc, err := simEnv.Resolve(l.Checks[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a, b := lc.Steps[0].Expect[0].String(), sc.Steps[0].Expect[0].String(); a != b {
+			t.Errorf("%s: live %q, simulate %q", c.Name, a, b)
+		}
 	}
 }
 
