@@ -3,7 +3,8 @@
 // workload — over xDS (plaintext port 15010 through a client-go
 // port-forward, never by dialing a pod or node IP), identifying as the
 // workload (node id sidecar~<podIP>~<pod>.<ns>~<ns>.svc.cluster.local, its
-// namespace, labels and IP; the ingress gateway as a router) — and judges
+// namespace, labels and IP; the ingress gateway as a router; each user
+// source as its own probe pod, WithSourcePods) — and judges
 // each expectation with Istio's simulator (pilot/pkg/simulation) on that
 // config, as package sim does on a generated one.
 //
