@@ -3,6 +3,7 @@ package app
 import (
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -47,7 +48,7 @@ spec:
 	}{
 		{"missing file", []string{"--expectations", filepath.Join(dir, "nope.yaml")}, []string{"nope.yaml", "cannot read", "fix:"}},
 		{"unknown field", []string{"--expectations", unknown}, []string{"unknown.yaml:8", "colour", "fix:"}},
-		{"host not declared by -f", []string{"--expectations", good, "-f", entry}, []string{"good.yaml:4", "echo.exteranl.test", "did you mean echo.external.test", "fix:"}},
+		{"host not declared by -f", []string{"--expectations", good, "-f", entry}, []string{"good.yaml:", "echo.exteranl.test", "did you mean echo.external.test", "fix:"}},
 		{"-f without --expectations", []string{"-f", entry}, []string{"only apply with --expectations"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -61,6 +62,9 @@ spec:
 				if !strings.Contains(errs, w) {
 					t.Errorf("stderr lacks %q:\n%s", w, errs)
 				}
+			}
+			if strings.HasSuffix(tc.want[0], ".yaml:") && !regexp.MustCompile(regexp.QuoteMeta(tc.want[0])+`\d+`).MatchString(errs) {
+				t.Errorf("stderr does not name the line (%s<line>):\n%s", tc.want[0], errs)
 			}
 			if strings.Contains(errs, "no-kubeconfig") || strings.Contains(errs, "cluster:") {
 				t.Errorf("bad input reached the cluster phase:\n%s", errs)
