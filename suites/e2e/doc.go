@@ -50,6 +50,12 @@
 // retained, and clusters.Sweep does the same for kind clusters. Containers
 // of `meshconform fixtures up` (no marker) are never touched.
 //
+// A user's expectations file (`run --expectations`, expectations.go) runs
+// in the same environment: RunExpectations prepares the sources'
+// namespaces, applies the -f objects for the run (each deletion registered
+// at its apply) and observes the file's checks with the live driver and,
+// when istiod is Ready, the pushed-config tier, one identity per source.
+//
 // This package owns the orchestration of those phases, the progress
 // printer and the leftover markers; the work itself belongs to clusters,
 // clusters/istio, fixtures and suites/live. It must not exit the process;

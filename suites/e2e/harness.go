@@ -86,6 +86,8 @@ type Config struct {
 	LeaseDuration time.Duration
 	// TeardownTimeout bounds Teardown (default DefaultTeardownTimeout).
 	TeardownTimeout time.Duration
+	// LiveOptions are added to the live driver's (Expectations.LiveOptions).
+	LiveOptions []live.Option
 	// Printer receives progress (required).
 	Printer *Printer
 }

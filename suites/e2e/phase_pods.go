@@ -41,6 +41,7 @@ func (e *Env) startPods(ctx context.Context) error {
 		// Attach mode: only the in-cluster echo, no SQL, no ingress.
 		opts = append(opts, live.WithEndpoints(e.endpoints), live.WithInjectionLabels(e.injectionLabels()))
 	}
+	opts = append(opts, e.cfg.LiveOptions...) // e.g. run --expectations' source namespaces
 	d, err := live.New(opts...)
 	if err != nil {
 		return fail(PhasePods, err)

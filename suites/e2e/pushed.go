@@ -27,6 +27,13 @@ const PhasePushed = "pushed"
 // and pushed-config verdict disagree, PushedFindings has a finding MC0004
 // with the proxy's sync status (pushed.Disagreements).
 func (e *Env) RunPushed(ctx context.Context, checks []check.Check, traffic []check.Result, onResult func(check.Result)) []check.Result {
+	return e.runPushed(ctx, checks, traffic, onResult)
+}
+
+// runPushed is RunPushed with options of the caller's for the tier's
+// driver (RunExpectations: the user sources' probe pods), used when the
+// driver is created (once per run).
+func (e *Env) runPushed(ctx context.Context, checks []check.Check, traffic []check.Result, onResult func(check.Result), extra ...pushed.Option) []check.Result {
 	if e.Mesh == nil || e.Driver == nil || e.Cluster == nil {
 		return nil
 	}
@@ -47,7 +54,7 @@ func (e *Env) RunPushed(ctx context.Context, checks []check.Check, traffic []che
 		return nil
 	}
 	start := time.Now()
-	d := e.pushedDriver(ctx)
+	d := e.pushedDriver(ctx, extra...)
 	if d == nil {
 		return nil
 	}
@@ -73,7 +80,7 @@ func (e *Env) RunPushed(ctx context.Context, checks []check.Check, traffic []che
 // pushedDriver returns the tier's driver, created on first use (one per
 // run: its streams and port-forwards are reused by every later call), or
 // nil when istiod is not Ready (the reason is in PushedNote).
-func (e *Env) pushedDriver(ctx context.Context) *pushed.Driver {
+func (e *Env) pushedDriver(ctx context.Context, extra ...pushed.Option) *pushed.Driver {
 	if e.pushed != nil {
 		return e.pushed
 	}
@@ -88,7 +95,7 @@ func (e *Env) pushedDriver(ctx context.Context) *pushed.Driver {
 			opts = append(opts, pushed.WithIngress(e.Driver.Env().Vars["tlsSecret"], fixtures.IngressHost, cert.CertPEM(), cert.KeyPEM()))
 		}
 	}
-	d, err := pushed.New(e.Cluster, e.Mesh, e.cfg.Namespace, e.Driver.Env, opts...)
+	d, err := pushed.New(e.Cluster, e.Mesh, e.cfg.Namespace, e.Driver.Env, append(opts, extra...)...)
 	if err != nil {
 		e.pushedNote = "not run: " + err.Error()
 		e.p.Phase(PhasePushed, "%s", e.pushedNote)

@@ -31,6 +31,13 @@ const (
 	Kind       = "Expectations"
 )
 
+// ControlNamespace is the namespace named in the source of masquerade
+// expectations: the harness's out-of-mesh control pod (live's default
+// namespace). Pinned, so that the expectation's name in a report is the
+// same whichever driver observed it (`simulate` has no pod, `run` uses its
+// control pod) and `meshconform diff` lines the two reports up.
+const ControlNamespace = "meshconform"
+
 // Suite names given to the checks built from a file.
 const (
 	EgressSuite     = "expectations"
@@ -374,7 +381,7 @@ func (e MasqueradeExpectation) check(file string, m *Masquerade) (check.Check, e
 		Labels:      map[string]string{"file": file},
 		Masquerade:  &check.Masquerade{Config: m.Config, ReturnRoute: e.ReturnRoute},
 		Steps: []check.Step{{Name: "ip-masq-agent config", Expect: []check.Expectation{{
-			From:         check.Control,
+			From:         check.Source{Kind: check.Control.Kind, Namespace: ControlNamespace, Labels: map[string]string{"app": check.Control.Labels["app"]}},
 			To:           check.Destination{Address: addr.String(), Port: 80, Protocol: check.HTTP},
 			Want:         want,
 			WantSourceIP: seen,

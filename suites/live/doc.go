@@ -22,7 +22,9 @@
 //
 // Observations come from the probe (suites/live/probe): run by exec in the
 // pod "client" (meshed) or "control" (sidecar.istio.io/inject: "false") of
-// the namespace, or in-process for sources outside the cluster. A meshed
+// the namespace, in a source's own probe pod (a user expectation's source:
+// exactly its labels, in its namespace, sources.go), or in-process for
+// sources outside the cluster. A meshed
 // observation that is not Allowed is repeated from the control pod: if that
 // fails too the target itself is down and the observation is Inconclusive
 // (the check errors). The mesh's own account of a verdict (the config

@@ -38,8 +38,9 @@ type Driver struct {
 	clientErr  error // why the meshed client pod is not usable
 	gatewayErr error // why the ingress gateway is not usable
 
-	mu   sync.Mutex
-	pods map[string]podInfo
+	mu      sync.Mutex
+	pods    map[string]podInfo
+	sources map[string]error // source probe pods by Source.Key: nil when ready (sources.go)
 
 	// Mesh policy: the original, the current, and the restore of the one
 	// pending change (only two policies exist, so at most one is pending).
@@ -55,6 +56,7 @@ type Driver struct {
 	cniDisabled    bool
 	masqConfig     *string
 	masqEval       *ipmasq.Config // the config in effect, for traces
+	masqNote       string         // the existing agent's config, as read (WithExistingIPMasqAgent)
 	lastRating     int
 	closed         bool
 	closeErrs      []error
@@ -68,7 +70,7 @@ func New(opts ...Option) (*Driver, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Driver{cfg: cfg, cl: cfg.cluster, mesh: cfg.mesh, log: cfg.log, pods: map[string]podInfo{}, lastRating: seededRating}
+	d := &Driver{cfg: cfg, cl: cfg.cluster, mesh: cfg.mesh, log: cfg.log, pods: map[string]podInfo{}, sources: map[string]error{}, lastRating: seededRating}
 	d.endpoints = map[string]fixtures.Endpoint{}
 	for k, v := range cfg.endpoints {
 		d.endpoints[k] = v
@@ -227,7 +229,7 @@ func (d *Driver) preflight(ctx context.Context, c check.Check) string {
 	if usesPod(c, check.PlainPod) && d.controlErr != nil {
 		return reason(d.controlErr)
 	}
-	if n[check.NeedsSidecar] {
+	if n[check.NeedsSidecar] && d.usesClient(c) {
 		if d.clientErr != nil {
 			return reason(d.clientErr)
 		}
@@ -235,10 +237,15 @@ func (d *Driver) preflight(ctx context.Context, c check.Check) string {
 			return reason(err)
 		}
 	}
+	if n[check.NeedsSidecar] {
+		if why := d.preflightSources(ctx, c); why != "" {
+			return why
+		}
+	}
 	if n[check.NeedsGateway] && d.gatewayErr != nil {
 		return "ingress gateway: " + reason(d.gatewayErr)
 	}
-	if n[check.NeedsIPMasqAgent] {
+	if n[check.NeedsIPMasqAgent] && !d.cfg.ipMasqExisting {
 		if err := d.ensureMasqAgent(ctx); err != nil {
 			return reason(err)
 		}
@@ -300,7 +307,9 @@ func (d *Driver) Run(ctx context.Context, c check.Check) (res check.Result) {
 			}
 		}
 	}()
-	if rc.Masquerade != nil {
+	if rc.Masquerade != nil && d.cfg.ipMasqExisting {
+		d.observeExistingMasquerade(ctx)
+	} else if rc.Masquerade != nil {
 		cl, err := d.setupMasquerade(ctx, *rc.Masquerade)
 		cleanups = append(cleanups, cl...)
 		if err != nil {

@@ -13,6 +13,9 @@ import (
 
 	_ "github.com/go-sql-driver/mysql" // database/sql driver for the admin statements
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/meshconform/meshconform/clusters"
 	"github.com/meshconform/meshconform/fixtures"
 	"github.com/meshconform/meshconform/internal/ipmasq"
@@ -258,4 +261,51 @@ func (m *mysqlAdmin) Close() error {
 		return m.db.Close()
 	}
 	return nil
+}
+
+// The ip-masq-agent ConfigMap upstream documents (read-only here).
+const (
+	ipMasqConfigMapNamespace = "kube-system"
+	ipMasqConfigMapName      = "ip-masq-agent"
+	ipMasqConfigMapKey       = "config"
+)
+
+// observeExistingMasquerade is the masquerade setup of an attached
+// cluster (WithExistingIPMasqAgent): nothing is changed; the agent's
+// config is read once from its ConfigMap to explain observations.
+func (d *Driver) observeExistingMasquerade(ctx context.Context) {
+	if d.masqNote != "" {
+		return
+	}
+	cfg := ""
+	cm, err := d.cl.Client().CoreV1().ConfigMaps(ipMasqConfigMapNamespace).Get(ctx, ipMasqConfigMapName, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		d.masqNote = "the cluster's ip-masq-agent as it is (no ConfigMap kube-system/ip-masq-agent: the agent's defaults); read, never changed"
+	case err != nil:
+		d.masqNote = "the cluster's ip-masq-agent as it is (its ConfigMap could not be read: " + err.Error() + "); never changed"
+		return
+	default:
+		cfg = cm.Data[ipMasqConfigMapKey]
+		d.masqNote = "the cluster's ip-masq-agent as it is (ConfigMap kube-system/ip-masq-agent key config); read, never changed"
+	}
+	eval, err := ipmasq.Parse(cfg, ipmasq.Options{})
+	if err != nil {
+		d.masqNote += "; its config does not parse as the agent reads it: " + err.Error()
+		return
+	}
+	d.masqEval = &eval
+}
+
+// IPMasqNote says which ip-masq-agent config the masquerade checks ran
+// against ("" before any ran): on an attached cluster the one read from
+// the cluster, never changed; else the checks' own, set by the driver.
+func (d *Driver) IPMasqNote() string {
+	if d.masqNote != "" {
+		return d.masqNote
+	}
+	if d.masqConfig != nil {
+		return "set by the harness from each check's config (ConfigMap kube-system/ip-masq-agent), rules observed on every node"
+	}
+	return ""
 }

@@ -45,13 +45,14 @@ func (p *execProber) Probe(ctx context.Context, pod string, q probe.Request) (pr
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.timeouts.Exec)
 	defer cancel()
 	args := probeArgs(q, len(d.cfg.caPEM) > 0)
-	stdout, _, err := d.cl.Exec(ctx, d.cfg.namespace, pod, ProbeContainer, args...)
+	ns, name := d.splitPod(pod)
+	stdout, _, err := d.cl.Exec(ctx, ns, name, ProbeContainer, args...)
 	if err != nil {
-		return probe.Result{}, fmt.Errorf("run probe in %s/%s: %w", d.cfg.namespace, pod, err)
+		return probe.Result{}, fmt.Errorf("run probe in %s/%s: %w", ns, name, err)
 	}
 	var r probe.Result
 	if err := json.Unmarshal(stdout, &r); err != nil {
-		return probe.Result{}, fmt.Errorf("run probe in %s/%s: output is not a probe result: %v: %q", d.cfg.namespace, pod, err, shorten(string(stdout), 200))
+		return probe.Result{}, fmt.Errorf("run probe in %s/%s: output is not a probe result: %v: %q", ns, name, err, shorten(string(stdout), 200))
 	}
 	return r, nil
 }
@@ -83,17 +84,6 @@ func probeArgs(q probe.Request, withCA bool) []string {
 	return args
 }
 
-// sourcePod returns the probe pod an expectation starts in.
-func sourcePod(e check.Expectation) string {
-	switch e.From.Kind {
-	case check.Outside:
-		return outsidePod
-	case check.PlainPod:
-		return ControlPod
-	}
-	return ClientPod
-}
-
 // request turns an expectation into a probe request. For sources outside
 // the cluster the address is the one the host reaches: the target's
 // published port (Endpoint.HostAddress and HostPorts: 127.0.0.1 and a
@@ -111,7 +101,7 @@ func (d *Driver) request(e check.Expectation) (probe.Request, error) {
 	if t.Protocol == check.MySQL {
 		q.MySQLUser = d.cfg.bookinfoUser
 	}
-	if sourcePod(e) != outsidePod {
+	if d.sourcePod(e) != outsidePod {
 		return q, nil
 	}
 	q.CAPEM = d.cfg.caPEM
@@ -147,8 +137,8 @@ func orDash(s string) string {
 // observe makes one observation of e.
 func (d *Driver) observe(ctx context.Context, step string, e check.Expectation) check.Observation {
 	o := check.Observation{Step: step, Expect: e, Observable: check.TrafficFacets}
-	pod := sourcePod(e)
-	meshed := pod == ClientPod
+	pod := d.sourcePod(e)
+	meshed := pod != outsidePod && pod != ControlPod
 	q, err := d.request(e)
 	if err != nil {
 		o.Err = err.Error()

@@ -111,6 +111,12 @@ type config struct {
 	ingressEPFixed *fixtures.Endpoint
 	envBuilder     EnvBuilder
 	clock          clock
+	// sourceNamespaces: where source probe pods may be created besides
+	// the driver's namespace (sources.go).
+	sourceNamespaces []string
+	// ipMasqExisting: masquerade checks observe the cluster's own
+	// ip-masq-agent with ipMasqConfig, never changing anything.
+	ipMasqExisting bool
 }
 
 // clock is the time source of convergence (the change's time, each
@@ -126,6 +132,25 @@ type realClock struct{}
 
 func (realClock) Now() time.Time                         { return time.Now() }
 func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// WithSourceNamespaces names the namespaces, besides the driver's own,
+// where the driver may create the probe pods of user sources (an
+// expectation's `source: {namespace, labels}`): namespaces the harness
+// created for the run, or ones the user named explicitly
+// (--source-namespace). A source in any other namespace is "environment
+// not ready" saying so; the driver never creates or labels a namespace.
+func WithSourceNamespaces(names ...string) Option {
+	return func(o *config) { o.sourceNamespaces = append(o.sourceNamespaces, names...) }
+}
+
+// WithExistingIPMasqAgent makes masquerade checks observe the cluster's
+// own ip-masq-agent as it is (an attached cluster): the driver never
+// installs the agent, writes its ConfigMap, switches the CNI's
+// masquerading or adds return routes. It reads (get, never list or
+// write) ConfigMap kube-system/ip-masq-agent, key "config", once, to
+// explain observations in traces and in IPMasqNote; a check's own
+// Masquerade.Config is ignored.
+func WithExistingIPMasqAgent() Option { return func(o *config) { o.ipMasqExisting = true } }
 
 // EnvBuilder renders the environment checks are resolved with from the
 // endpoints and the driver's variables (suites.Env adds the suites' own

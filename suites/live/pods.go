@@ -207,12 +207,13 @@ func (d *Driver) podInfo(ctx context.Context, name string) (podInfo, error) {
 		return pi, nil
 	}
 	d.mu.Unlock()
-	p, err := d.cl.Client().CoreV1().Pods(d.cfg.namespace).Get(ctx, name, metav1.GetOptions{})
+	ns, n := d.splitPod(name)
+	p, err := d.cl.Client().CoreV1().Pods(ns).Get(ctx, n, metav1.GetOptions{})
 	if err != nil {
-		return podInfo{}, fmt.Errorf("get pod %s/%s: %w", d.cfg.namespace, name, err)
+		return podInfo{}, fmt.Errorf("get pod %s/%s: %w", ns, n, err)
 	}
 	if p.Status.Phase != corev1.PodRunning || p.Status.PodIP == "" {
-		return podInfo{}, fmt.Errorf("pod %s/%s is %s without an IP", d.cfg.namespace, name, p.Status.Phase)
+		return podInfo{}, fmt.Errorf("pod %s/%s is %s without an IP", ns, n, p.Status.Phase)
 	}
 	pi := podInfo{PodIP: p.Status.PodIP, NodeIP: p.Status.HostIP, Node: p.Spec.NodeName}
 	d.mu.Lock()

@@ -12,7 +12,8 @@
 //   - else istiod over xDS (plaintext port 15010 through a port-forward,
 //     never by dialing a pod or node IP), identifying as the workload (node
 //     id sidecar~<podIP>~<pod>.<ns>~<ns>.svc.cluster.local, its namespace,
-//     labels and IP; the ingress gateway as a router) (Watch).
+//     labels and IP; the ingress gateway as a router; each user source as
+//     its own probe pod, WithSourcePods) (Watch).
 //
 // It owns both sources, the Driver (policy switch and manifests applied
 // through Istio's validating webhook, each waited for on the pushed config

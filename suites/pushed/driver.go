@@ -69,8 +69,15 @@ type Driver struct {
 	stopFwd   func()
 	addr      string
 	watches   map[check.SourceKind]Source
-	portMap   map[int]int // gateway Service port → targetPort
-	cleanups  []func(context.Context) error
+	// Per-source identities (sources.go): the watch of each meshed source
+	// that is not the client pod, by Source.Key, or why there is none.
+	sources    map[string]*Watch
+	sourceErrs map[string]error
+	sourcePod  SourcePodFunc
+	identify   func(context.Context, check.Source) (*Identity, error)
+	dial       func(context.Context, Identity) (*Watch, error)
+	portMap    map[int]int // gateway Service port → targetPort
+	cleanups   []func(context.Context) error
 	// Sync status (syncz.go): the port-forward to istiod's TLS port and a
 	// connection per caller namespace.
 	tlsAddr   string
@@ -126,7 +133,9 @@ func WithIngress(secret, host string, certPEM, keyPEM []byte) Option {
 // namespace is the checks' namespace.
 func New(cl *clusters.Cluster, mesh *istio.Mesh, namespace string, env func() check.Env, opts ...Option) (*Driver, error) {
 	d := &Driver{cl: cl, mesh: mesh, env: env, namespace: namespace, to: DefaultTimeouts(), log: slog.New(slog.DiscardHandler),
-		watches: map[check.SourceKind]Source{}}
+		watches: map[check.SourceKind]Source{}, sources: map[string]*Watch{}, sourceErrs: map[string]error{}}
+	d.identify = d.sourceIdentity
+	d.dial = func(ctx context.Context, id Identity) (*Watch, error) { return Dial(ctx, d.addr, id) }
 	for _, o := range opts {
 		o(d)
 	}
@@ -305,6 +314,10 @@ func (d *Driver) Close(ctx context.Context) error {
 		w.Close()
 	}
 	d.watches = map[check.SourceKind]Source{}
+	for _, w := range d.sources {
+		w.Close()
+	}
+	d.sources = map[string]*Watch{}
 	if d.stopFwd != nil {
 		d.stopFwd()
 		d.stopFwd = nil
@@ -405,7 +418,7 @@ func (d *Driver) Run(ctx context.Context, c check.Check) (res check.Result) {
 			took = policyTook
 		}
 		for _, e := range step.Expect {
-			o := d.observe(step.Name, e)
+			o := d.observe(ctx, step.Name, e)
 			o.Converged = took
 			res.Observations = append(res.Observations, o)
 		}
@@ -445,7 +458,7 @@ func (d *Driver) snapshots() map[check.SourceKind]Snapshot {
 }
 
 // observe judges one expectation on the config pushed to its source.
-func (d *Driver) observe(step string, e check.Expectation) (o check.Observation) {
+func (d *Driver) observe(ctx context.Context, step string, e check.Expectation) (o check.Observation) {
 	start := time.Now()
 	o = check.Observation{Step: step, Expect: e, Observable: check.ConfigFacets}
 	defer func() {
@@ -463,6 +476,13 @@ func (d *Driver) observe(step string, e check.Expectation) (o check.Observation)
 		return o
 	}
 	w := d.watches[kind]
+	if kind == check.MeshedPod && !d.isClient(e.From) {
+		var err error
+		if w, err = d.sourceWatch(ctx, e.From); err != nil {
+			o.Observed, o.Err = check.Inconclusive, "no xDS stream for source "+e.From.String()+": "+err.Error()
+			return o
+		}
+	}
 	if w == nil {
 		o.Observed, o.Err = check.Inconclusive, "no xDS stream for a "+string(kind)+" source (its workload was not found)"
 		return o

@@ -105,10 +105,19 @@ func TestWaitOnSidecarConfigDump(t *testing.T) {
 	mc.OutboundTrafficPolicy = &meshconfig.MeshConfig_OutboundTrafficPolicy{Mode: meshconfig.MeshConfig_OutboundTrafficPolicy_REGISTRY_ONLY}
 	s := xds.NewFakeDiscoveryServer(t, xds.FakeOptions{MeshConfig: mc})
 	var version atomic.Int32
+	// One dump is built from one push context, as Envoy's config comes
+	// from one push per type: a push landing between the listeners and the
+	// clusters would mix two configs (the test would then be flaky).
 	fetch := func(context.Context) ([]byte, error) {
-		p := s.SetupProxy(&model.Proxy{Labels: map[string]string{"app": "client"}, IPAddresses: []string{"10.244.0.5"}})
-		ls := s.Listeners(p)
-		return envoydump.Marshal(envoydump.Config{Version: fmt.Sprint(version.Add(1)), Listeners: ls, Clusters: s.Clusters(p), Routes: s.RoutesFromListeners(p, ls)})
+		for {
+			pc := s.PushContext()
+			p := s.SetupProxy(&model.Proxy{Labels: map[string]string{"app": "client"}, IPAddresses: []string{"10.244.0.5"}})
+			ls := s.Listeners(p)
+			cfg := envoydump.Config{Version: fmt.Sprint(version.Add(1)), Listeners: ls, Clusters: s.Clusters(p), Routes: s.RoutesFromListeners(p, ls)}
+			if s.PushContext() == pc {
+				return envoydump.Marshal(cfg)
+			}
+		}
 	}
 	id := Identity{Namespace: "default", Pod: "client-0", IP: "10.244.0.5", Labels: map[string]string{"app": "client"}}
 	src, err := newSidecarDump(context.Background(), id, fetch, 10*time.Millisecond, nil)
@@ -123,7 +132,7 @@ func TestWaitOnSidecarConfigDump(t *testing.T) {
 	}
 	judge := func(want check.Outcome, wantCluster string) {
 		t.Helper()
-		o := d.observe("step", check.Expectation{From: check.Client, To: check.Destination{Host: "later.example", Address: "192.0.2.1", Port: 8080, Protocol: check.HTTP}, Want: want})
+		o := d.observe(ctx, "step", check.Expectation{From: check.Client, To: check.Destination{Host: "later.example", Address: "192.0.2.1", Port: 8080, Protocol: check.HTTP}, Want: want})
 		if o.Observed != want || o.Cluster != wantCluster || !strings.Contains(o.Trace[0], FromConfigDump) {
 			t.Fatalf("%s via %q (%v), want %s via %q", o.Observed, o.Cluster, o.Trace, want, wantCluster)
 		}

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"istio.io/istio/pilot/pkg/model"
 	v3 "istio.io/istio/pilot/pkg/xds/v3"
@@ -40,6 +41,10 @@ type Identity struct {
 	Labels             map[string]string
 	// ServiceAccount of the pod (optional).
 	ServiceAccount string
+	// ProxyMetadata is the sidecar's proxy metadata as ISTIO_META_*
+	// variables (a source's proxyMetadata): each is sent as node metadata
+	// under its name without the prefix, as Istio's agent does.
+	ProxyMetadata map[string]string
 }
 
 // NodeID is Envoy's node id for the identity:
@@ -78,7 +83,13 @@ func (id Identity) node() *core.Node {
 		// mesh's defaults apply as for a proxy without overrides.
 		ProxyConfig: &model.NodeMetaProxyConfig{},
 	}
-	return &core.Node{Id: id.NodeID(), Metadata: md.ToStruct()}
+	st := md.ToStruct()
+	for k, v := range id.ProxyMetadata {
+		if name, ok := strings.CutPrefix(k, "ISTIO_META_"); ok && st != nil {
+			st.Fields[name] = structpb.NewStringValue(v)
+		}
+	}
+	return &core.Node{Id: id.NodeID(), Metadata: st}
 }
 
 // Snapshot is the config istiod pushed to the watched workload, as of one

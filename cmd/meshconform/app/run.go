@@ -18,6 +18,7 @@ import (
 
 type runOptions struct {
 	checkFlags
+	runExpectFlags
 	name        string
 	nodeImage   string
 	kindConfig  string
@@ -69,13 +70,23 @@ agent image comes from --agent-image (see "meshconform image push").
 A check whose environment is missing (Istio's images cannot be pulled, no
 sidecar) is an error "environment not ready: <reason>", never a pass.
 
+--expectations FILE runs your own expectations file (the format simulate
+reads) live instead of the built-in suites: each source gets a probe pod
+with exactly its labels in its namespace, destinations are dialled as
+written, -f objects are applied for the run through the API server and
+removed after (without -f the cluster's own config is verified), and
+masquerade expectations run against ip-masq-agent (the file's config on a
+cluster the harness created; the cluster's own, read and never changed,
+on an existing one). JUnit cases carry the expectation names, as simulate.
+
 Exit codes: 0 all selected checks passed, 1 a check failed, 2 a check
 errored, setup or teardown failed, the run was interrupted, or bad input.`,
 		Example: `  meshconform run
   meshconform run --suite masquerade
   meshconform run --labels suite=registry-only --negative-controls -v
   meshconform run --reuse --retain --name dev
-  meshconform run --kubeconfig staging.yaml --context stg --agent-image registry.example/meshconform/agent:v1`,
+  meshconform run --kubeconfig staging.yaml --context stg --agent-image registry.example/meshconform/agent:v1
+  meshconform run --expectations egress-expectations.yaml -f istio/`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return o.execute(cmd.Context(), g) },
 	}
@@ -100,6 +111,7 @@ errored, setup or teardown failed, the run was interrupted, or bad input.`,
 	f.StringVar(&o.namespace, "namespace", "", "namespace of the probe pods and the checks' manifests (default meshconform)")
 	f.StringVar(&o.timeouts, "timeouts", "", "YAML file overriding any bound of the run (see --print-timeouts)")
 	f.BoolVar(&o.printTOs, "print-timeouts", false, "print every timeout with its default, as a --timeouts file, and exit")
+	o.registerExpectations(f)
 	return cmd
 }
 
@@ -116,15 +128,20 @@ func (o *runOptions) execute(ctx context.Context, g *globals) error {
 		return badInput(err)
 	}
 	p := e2e.NewPrinter(g.stderr, start, g.verbose)
-	all := suites.All()
-	if err := check.ValidateList(all); err != nil {
-		return badInput(fmt.Errorf("check definitions: %w", err))
-	}
-	checks, err := o.selectChecks(all)
-	if err != nil {
-		return badInput(err)
-	}
 	rep := reports.Report{Tool: Version, Driver: "live", Started: start}
+	x, checks, err := o.loadExpectations()
+	if err != nil {
+		return o.setupFailed(g, rep, "input", err) // as simulate: file:line, fix, a synthetic JUnit case
+	}
+	if x == nil {
+		all := suites.All()
+		if err := check.ValidateList(all); err != nil {
+			return badInput(fmt.Errorf("check definitions: %w", err))
+		}
+		if checks, err = o.selectChecks(all); err != nil {
+			return badInput(err)
+		}
+	}
 	p.Phase(e2e.PhaseChecks, "%d checks selected (suites %s)%s", len(checks), strings.Join(check.Suites(checks), ", "),
 		map[bool]string{true: " with negative controls", false: ""}[o.negativeControls])
 
@@ -136,7 +153,11 @@ func (o *runOptions) execute(ctx context.Context, g *globals) error {
 		Network: o.network, Namespace: o.namespace, Printer: p,
 		LiveTimeouts: tos.Live, ClusterTimeouts: tos.Cluster, IstioTimeouts: tos.Istio, FixtureTimeouts: tos.Fixtures, PushedTimeouts: tos.Pushed,
 	}
+	if x != nil {
+		cfg.LiveOptions = x.LiveOptions(cfg, checks)
+	}
 	env, setupErr := e2e.Setup(ctx, cfg)
+	var xprops map[string]string
 	if setupErr != nil {
 		var pe *e2e.PhaseError
 		phase := "setup"
@@ -144,6 +165,8 @@ func (o *runOptions) execute(ctx context.Context, g *globals) error {
 			phase = pe.Phase
 		}
 		rep.SetupFailed(phase, setupErr)
+	} else if x != nil {
+		xprops = runExpectations(ctx, env, x, checks, &rep, func(r check.Result) { printResult(p, r) })
 	} else {
 		cstart := time.Now()
 		// On an attached cluster, checks that need a change the run does
@@ -170,7 +193,7 @@ func (o *runOptions) execute(ctx context.Context, g *globals) error {
 		}
 	}
 	rep.IstioVersion = env.MeshVersion()
-	rep.Properties = env.Properties()
+	rep.Properties = withProps(env.Properties(), xprops)
 	interrupted := ctx.Err() != nil
 	if interrupted {
 		rep.Properties["run.interrupted"] = "true"
@@ -179,7 +202,7 @@ func (o *runOptions) execute(ctx context.Context, g *globals) error {
 	writeErr := o.writeReports(rep)
 
 	tearErr := env.Teardown(ctx)
-	rep.Properties = env.Properties()
+	rep.Properties = withProps(env.Properties(), xprops)
 	if interrupted {
 		rep.Properties["run.interrupted"] = "true"
 	}
