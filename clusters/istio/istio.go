@@ -92,6 +92,10 @@ spec:
             targetPort: 8443
             nodePort: {{ .HTTPSNodePort }}
   values:
+{{- if .NeverPull }}
+    global:
+      imagePullPolicy: Never
+{{- end }}
     pilot:
       autoscaleEnabled: false
       resources:
@@ -106,7 +110,7 @@ spec:
 // renderIOP returns the IstioOperator Install applies.
 func renderIOP(c *config) (string, error) {
 	var b bytes.Buffer
-	err := iopTemplate.Execute(&b, map[string]any{"Hub": c.hub, "Tag": c.tag, "Policy": c.policy, "HTTPNodePort": c.httpNodePort, "HTTPSNodePort": c.httpsNodePort, "NoGateway": c.noGateway})
+	err := iopTemplate.Execute(&b, map[string]any{"Hub": c.hub, "Tag": c.tag, "Policy": c.policy, "HTTPNodePort": c.httpNodePort, "HTTPSNodePort": c.httpsNodePort, "NoGateway": c.noGateway, "NeverPull": c.neverPull})
 	return b.String(), err
 }
 

@@ -57,6 +57,7 @@ type config struct {
 	httpsNodePort int
 	httpNodePort  int
 	noGateway     bool
+	neverPull     bool
 	timeouts      Timeouts
 }
 
@@ -84,6 +85,14 @@ func WithIngressNodePorts(https, http int) Option {
 // plane whose data plane image (proxyv2) cannot be had, e.g. the local
 // istiod.
 func WithoutIngressGateway() Option { return func(c *config) { c.noGateway = true } }
+
+// WithNeverPull sets Istio's values.global.imagePullPolicy to Never, which
+// istiod's and the gateway's Deployments and the sidecar injection
+// template use: the kubelet then runs only images already on the nodes
+// and reports a missing one as ErrImageNeverPull at once, without any DNS
+// lookup or connection to a registry (for machines without one, and for
+// images such as a locally built istiod that exist nowhere else).
+func WithNeverPull() Option { return func(c *config) { c.neverPull = true } }
 
 // WithTimeouts overrides timeouts; zero fields keep their defaults.
 func WithTimeouts(t Timeouts) Option { return func(c *config) { c.timeouts = t } }

@@ -31,6 +31,11 @@ func (e *Env) installIstio(ctx context.Context) error {
 	if e.localIstiod() {
 		opts = append(opts, istio.WithHub(e.Istiod.Hub), istio.WithTag(e.Istiod.Tag))
 	}
+	if cfg.NoPull || e.localIstiod() {
+		// Only images on the nodes run: a missing proxyv2 is reported at
+		// once (ErrImageNeverPull), and no node ever asks a registry.
+		opts = append(opts, istio.WithNeverPull())
+	}
 	p.Phase(PhaseIstio, "installing Istio %s", orNone(cfg.IstioTag, istio.DefaultTag))
 	if !e.localIstiod() {
 		e.MeshErr = e.preloadIstio(ctx, cl)
