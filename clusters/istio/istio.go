@@ -46,6 +46,10 @@ type Mesh struct {
 	log      *slog.Logger
 	version  string
 	attached bool
+	// istiodNS and istiodSel find istiod's pods: Namespace and app=istiod
+	// for Install; the found Deployment's own namespace and selector for
+	// Attach (a revisioned control plane, e.g. istiod-1-31).
+	istiodNS, istiodSel string
 
 	mu       sync.Mutex
 	trackers map[string]*podstatus.Tracker
@@ -219,7 +223,7 @@ func (m *Mesh) apply(ctx context.Context) error {
 func (m *Mesh) waitReady(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.timeouts.Ready)
 	defer cancel()
-	if err := m.waitPods(ctx, Namespace, istiodSelector, "istiod"); err != nil {
+	if err := m.waitPods(ctx, m.istiodNamespace(), m.istiodSelector(), "istiod"); err != nil {
 		if clusters.IsNotReady(err) {
 			if gw, _, _ := podstatus.ForSelector(context.WithoutCancel(ctx), m.cl.Client(), Namespace, gatewaySelector); len(gw) > 0 {
 				var nre *NotReadyError
@@ -287,9 +291,17 @@ func Attach(ctx context.Context, cl *clusters.Cluster, opts ...Option) (*Mesh, e
 	if err != nil {
 		return nil, fmt.Errorf("attach to istio: %w", err)
 	}
-	d, err := cl.Client().AppsV1().Deployments(Namespace).Get(ctx, "istiod", metav1.GetOptions{})
+	ns, name := cfg.istiodNS, cfg.istiodName
+	if ns == "" {
+		ns, name = Namespace, "istiod"
+	}
+	d, err := cl.Client().AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
-		return nil, fmt.Errorf("attach to istio: find deployment %s/istiod: %w", Namespace, err)
+		return nil, fmt.Errorf("attach to istio: find deployment %s/%s: %w", ns, name, err)
+	}
+	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+	if err != nil || sel.Empty() {
+		return nil, fmt.Errorf("attach to istio: deployment %s/%s has no usable pod selector: %v", ns, name, err)
 	}
 	version := ""
 	for _, c := range d.Spec.Template.Spec.Containers {
@@ -297,7 +309,8 @@ func Attach(ctx context.Context, cl *clusters.Cluster, opts ...Option) (*Mesh, e
 			version = c.Image[i+1:]
 		}
 	}
-	return &Mesh{cl: cl, cfg: cfg, log: cl.Logger(), version: version, attached: true, trackers: map[string]*podstatus.Tracker{}}, nil
+	return &Mesh{cl: cl, cfg: cfg, log: cl.Logger(), version: version, attached: true, trackers: map[string]*podstatus.Tracker{},
+		istiodNS: ns, istiodSel: sel.String()}, nil
 }
 
 // logWriter turns the installer's console output into Debug log lines.

@@ -58,6 +58,8 @@ type config struct {
 	httpNodePort  int
 	noGateway     bool
 	neverPull     bool
+	// istiodNS/istiodName: the control plane Attach attaches to.
+	istiodNS, istiodName string
 	timeouts      Timeouts
 }
 
@@ -85,6 +87,14 @@ func WithIngressNodePorts(https, http int) Option {
 // plane whose data plane image (proxyv2) cannot be had, e.g. the local
 // istiod.
 func WithoutIngressGateway() Option { return func(c *config) { c.noGateway = true } }
+
+// WithControlPlane makes Attach use the istiod Deployment namespace/name
+// (default istio-system/istiod), e.g. a revision's istiod-1-31 found by
+// its istio.io/rev label; its pods are then found by that Deployment's own
+// selector.
+func WithControlPlane(namespace, name string) Option {
+	return func(c *config) { c.istiodNS, c.istiodName = namespace, name }
+}
 
 // WithNeverPull sets Istio's values.global.imagePullPolicy to Never, which
 // istiod's and the gateway's Deployments and the sidecar injection

@@ -28,7 +28,7 @@ import (
 func (m *Mesh) Preflight(ctx context.Context, namespace, podSelector string) error {
 	ctx, cancel := context.WithTimeout(ctx, m.cfg.timeouts.Preflight)
 	defer cancel()
-	if err := m.waitPods(ctx, Namespace, istiodSelector, "istiod"); err != nil {
+	if err := m.waitPods(ctx, m.istiodNamespace(), m.istiodSelector(), "istiod"); err != nil {
 		return fmt.Errorf("preflight: %w", err)
 	}
 	if err := m.waitClient(ctx, namespace, podSelector); err != nil {

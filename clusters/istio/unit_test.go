@@ -372,3 +372,39 @@ func TestAttachVersion(t *testing.T) {
 		t.Error("attach without istiod accepted")
 	}
 }
+
+// Attach finds a revisioned control plane where it runs and judges
+// readiness by that Deployment's pods only: istiod-1-31's Ready pod makes
+// it ready, a Ready pod of another revision does not.
+func TestAttachRevisionedControlPlane(t *testing.T) {
+	sel := map[string]string{"app": "istiod", "istio.io/rev": "1-31"}
+	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: "istio-1-31", Name: "istiod-1-31", Labels: sel},
+		Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: sel},
+			Template: corev1.PodTemplateSpec{Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "discovery", Image: "docker.io/istio/pilot:1.31.0"}}}}}}
+	other := pod("istio-1-31", "istiod-1-30-x", map[string]string{"app": "istiod", "istio.io/rev": "1-30"}, nil, nil, true)
+	client := fake.NewClientset(dep, other)
+	cl, err := clusters.ForClient(client, clusters.Existing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := Attach(ctx, cl); err == nil || !strings.Contains(err.Error(), "istio-system/istiod") {
+		t.Fatalf("default control plane: %v, want istio-system/istiod not found", err)
+	}
+	m, err := Attach(ctx, cl, WithControlPlane("istio-1-31", "istiod-1-31"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Version() != "1.31.0" {
+		t.Errorf("version %q", m.Version())
+	}
+	if _, _, err := m.IstiodReadySince(ctx); !clusters.IsNotReady(err) || !strings.Contains(err.Error(), "istio.io/rev=1-31") {
+		t.Fatalf("only another revision's pod is Ready: %v", err)
+	}
+	if _, err := client.CoreV1().Pods("istio-1-31").Create(ctx, pod("istio-1-31", "istiod-1-31-y", sel, nil, nil, true), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, p, err := m.IstiodReadySince(ctx); err != nil || p != "istiod-1-31-y" {
+		t.Fatalf("revision's pod Ready: pod %q, %v", p, err)
+	}
+}

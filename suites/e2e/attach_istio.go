@@ -60,12 +60,11 @@ func (e *Env) findIstio(ctx context.Context) error {
 	switch {
 	case cp == nil:
 		e.MeshErr = &clusters.NotReadyError{Reason: "no istiod found (no Deployment labelled app=istiod)"}
-	case cp.Namespace == istio.Namespace && cp.Name == "istiod":
-		e.Revision = cp.Revision
-		e.Mesh, e.MeshErr = istio.Attach(ctx, cl)
 	default:
+		// The control plane as installed: a revision's istiod (istiod-1-31)
+		// in any namespace, its pods found by its Deployment's selector.
 		e.Revision = cp.Revision
-		e.MeshErr = &clusters.NotReadyError{Reason: fmt.Sprintf("istiod %s/%s (revision %s) found, but the live driver reaches the control plane only as %s/istiod", cp.Namespace, cp.Name, cp.Revision, istio.Namespace)}
+		e.Mesh, e.MeshErr = istio.Attach(ctx, cl, istio.WithControlPlane(cp.Namespace, cp.Name))
 	}
 	detail := fmt.Sprintf("istiod %s, revision %s, injection %v, effective outbound policy %s (%s)", cpName(cp), orNone(e.Revision, "-"), e.injectionLabels(), e.Policy.Mode, e.Policy.Source)
 	if e.MeshErr != nil {

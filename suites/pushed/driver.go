@@ -167,7 +167,7 @@ func (d *Driver) setup(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	addr, stop, err := d.cl.PortForward(ctx, istio.Namespace, pod, xdsPort)
+	addr, stop, err := d.cl.PortForward(ctx, d.mesh.IstiodNamespace(), pod, xdsPort)
 	if err != nil {
 		return fmt.Errorf("port-forward to istiod %s:%d: %w", pod, xdsPort, err)
 	}

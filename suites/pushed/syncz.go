@@ -23,7 +23,6 @@ import (
 	v3 "istio.io/istio/pilot/pkg/xds/v3"
 
 	"github.com/meshconform/meshconform/clusters"
-	"github.com/meshconform/meshconform/clusters/istio"
 	"github.com/meshconform/meshconform/suites/check"
 )
 
@@ -236,7 +235,7 @@ func (d *Driver) syncConn(ctx context.Context, ns string) (*grpc.ClientConn, err
 		if err != nil {
 			return nil, err
 		}
-		addr, stop, err := d.cl.PortForward(ctx, istio.Namespace, pod, xdsTLSPort)
+		addr, stop, err := d.cl.PortForward(ctx, d.mesh.IstiodNamespace(), pod, xdsTLSPort)
 		if err != nil {
 			return nil, fmt.Errorf("port-forward to istiod %s:%d: %w", pod, xdsTLSPort, err)
 		}
