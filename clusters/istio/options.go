@@ -60,7 +60,7 @@ type config struct {
 	neverPull     bool
 	// istiodNS/istiodName: the control plane Attach attaches to.
 	istiodNS, istiodName string
-	timeouts      Timeouts
+	timeouts             Timeouts
 }
 
 // Option configures Install and Attach.
