@@ -94,10 +94,31 @@ func (c *Cluster) Apply(ctx context.Context, namespace string, yaml string) (app
 	return c.ApplyObjects(ctx, namespace, objs)
 }
 
-// ApplyObjects is Apply for decoded objects (which it labels in place).
+// ApplyAsWritten is Apply for the user's own objects (run --expectations
+// -f): on an existing cluster their exportTo is left as written (the
+// configuration under test), where the harness's own objects get
+// exportTo ["."]. Like Apply it never takes over an object it did not
+// create (see ApplyObjects).
+func (c *Cluster) ApplyAsWritten(ctx context.Context, namespace string, yaml string) (applied []Object, err error) {
+	objs, err := DecodeYAML(yaml)
+	if err != nil {
+		return nil, fmt.Errorf("apply: %w", err)
+	}
+	return c.applyObjects(ctx, namespace, objs, true)
+}
+
+// ApplyObjects is Apply for decoded objects (which it labels in place). On
+// an existing cluster an object of that kind, namespace and name that this
+// run did not create is never changed: the apply stops with an error
+// naming it (a forced server-side apply would take it over, and the run's
+// cleanup would then delete it).
 func (c *Cluster) ApplyObjects(ctx context.Context, namespace string, objs []*unstructured.Unstructured) (applied []Object, err error) {
+	return c.applyObjects(ctx, namespace, objs, false)
+}
+
+func (c *Cluster) applyObjects(ctx context.Context, namespace string, objs []*unstructured.Unstructured, asWritten bool) (applied []Object, err error) {
 	for _, u := range objs {
-		o, err := c.applyOne(ctx, namespace, u)
+		o, err := c.applyOne(ctx, namespace, u, asWritten)
 		if err != nil {
 			return applied, fmt.Errorf("apply %s %s: %w", u.GetKind(), u.GetName(), err)
 		}
@@ -116,7 +137,7 @@ func (c *Cluster) labels() map[string]string {
 	return map[string]string{LabelManaged: "true", LabelRun: c.runID}
 }
 
-func (c *Cluster) applyOne(ctx context.Context, namespace string, u *unstructured.Unstructured) (Object, error) {
+func (c *Cluster) applyOne(ctx context.Context, namespace string, u *unstructured.Unstructured, asWritten bool) (Object, error) {
 	l := u.GetLabels()
 	if l == nil {
 		l = map[string]string{}
@@ -124,7 +145,7 @@ func (c *Cluster) applyOne(ctx context.Context, namespace string, u *unstructure
 	maps.Copy(l, c.labels())
 	u.SetLabels(l)
 	gvk := u.GroupVersionKind()
-	if c.mode == Existing {
+	if c.mode == Existing && !asWritten {
 		exportOnlyHere(u)
 	}
 	var mapping *meta.RESTMapping
@@ -158,6 +179,16 @@ func (c *Cluster) applyOne(ctx context.Context, namespace string, u *unstructure
 		ri = c.dyn.Resource(mapping.Resource).Namespace(o.Namespace)
 	} else {
 		u.SetNamespace("")
+	}
+	if c.mode == Existing {
+		cur, err := ri.Get(ctx, u.GetName(), metav1.GetOptions{})
+		switch {
+		case err == nil && cur.GetLabels()[LabelRun] != c.runID:
+			return Object{}, fmt.Errorf("%s already exists and was not created by this run: meshconform changes only what it creates "+
+				"(give the file's objects other names or another namespace, or leave out -f to verify the deployed configuration)", o)
+		case err != nil && !apierrors.IsNotFound(err):
+			return Object{}, fmt.Errorf("check that %s is not someone else's: %w", o, err)
+		}
 	}
 	data, err := json.Marshal(u.Object)
 	if err != nil {

@@ -242,7 +242,7 @@ func (e *Env) applyObjects(ctx context.Context, x Expectations, cleanups *[]func
 		if err != nil {
 			return n, &check.InputError{File: f, Problem: "cannot read: " + err.Error(), Fix: "pass an existing file"}
 		}
-		objs, err := e.Cluster.Apply(ctx, ns, string(data))
+		objs, err := e.Cluster.ApplyAsWritten(ctx, ns, string(data))
 		*cleanups = append(*cleanups, func(ctx context.Context) error { return e.Cluster.Delete(ctx, objs) })
 		n += len(objs)
 		if err != nil {
