@@ -145,7 +145,11 @@ func ParseJUnit(name string, data []byte) (*Read, error) {
 		}
 	}
 	if !rootSeen {
-		return nil, bad(1, "empty file: no <testsuites> element", readFix)
+		problem := "not a JUnit XML report: no <testsuites> element"
+		if len(bytes.TrimSpace(data)) == 0 {
+			problem = "empty file: no <testsuites> element"
+		}
+		return nil, bad(1, problem, readFix)
 	}
 	if len(out.Cases) == 0 {
 		return nil, bad(1, "the report holds no testcase (meshconform always writes at least one, even when setup failed)", readFix)

@@ -54,6 +54,7 @@ func TestOnePollAndGrace(t *testing.T) {
 func TestParseRejects(t *testing.T) {
 	for in, want := range map[string]string{
 		"live:\n  exec: 5s\n  attempt: 3s\n": "live.exec (5s) must be at least 4x live.attempt",
+		"live:\n  attempt: 10s\n":            "live.exec (30s) must be at least 4x live.attempt (10s): one probe may take a dial, a handshake and an answer (with the defaults",
 		"cluster:\n  create: -1m\n":          "cluster.create is negative",
 		"live:\n  consecutive: -2\n":         "live.consecutive is negative (-2)",
 		"cluster:\n  craete: 1m\n":           "line 2",

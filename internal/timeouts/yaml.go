@@ -36,8 +36,13 @@ func Parse(data []byte) (Config, error) {
 		}
 		return Config{}, &ParseError{Line: n, Problem: "invalid timeouts: " + err.Error()}
 	}
+	// Validated as it will run: a rule between two bounds (live.exec ≥
+	// 4×live.attempt) also holds against the default of the one left out.
 	if err := c.Validate(); err != nil {
 		return Config{}, &ParseError{Problem: err.Error()}
+	}
+	if err := c.Resolve().Validate(); err != nil {
+		return Config{}, &ParseError{Problem: err.Error() + " (with the defaults of the keys the file leaves out)"}
 	}
 	return c, nil
 }

@@ -85,7 +85,7 @@ errored, setup or teardown failed, the run was interrupted, or bad input.`,
   meshconform run --suite masquerade
   meshconform run --labels suite=registry-only --negative-controls -v
   meshconform run --reuse --retain --name dev
-  meshconform run --kubeconfig staging.yaml --context stg --agent-image registry.example/meshconform/agent:v1
+  meshconform run --kubeconfig staging.yaml --context stg --agent-image registry.example/meshconform/agent@sha256:<digest from image push>
   meshconform run --expectations egress-expectations.yaml -f istio/`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return o.execute(cmd.Context(), g) },
@@ -99,7 +99,7 @@ errored, setup or teardown failed, the run was interrupted, or bad input.`,
 	f.BoolVar(&o.retain, "retain", false, "keep the cluster and fixtures after the run (and after a failure or Ctrl-C)")
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "run against the existing cluster of this kubeconfig (never created or deleted)")
 	f.StringVar(&o.kubeContext, "context", "", "kubeconfig context of an existing cluster")
-	f.StringVar(&o.agentImage, "agent-image", "", "with --kubeconfig/--context: the agent image pushed to a registry the cluster pulls from (see `meshconform image push`)")
+	f.StringVar(&o.agentImage, "agent-image", "", "with --kubeconfig/--context: the agent image pushed to a registry the cluster pulls from (see meshconform image push; pin it by digest)")
 	f.StringVar(&o.revision, "revision", "", "with --kubeconfig/--context: istio.io/rev of the control plane to use when several run")
 	f.StringVar(&o.istioHub, "istio-hub", "", "Istio image hub (default docker.io/istio)")
 	f.StringVar(&o.istioTag, "istio-tag", "", "Istio image tag (default: the release of the pinned istio module)")
