@@ -197,6 +197,17 @@ func parseDoc(file string, doc *yaml.Node, defaultNS string) (Object, error) {
 		meta["namespace"] = ns
 	}
 	o := Object{File: file, Line: line, Kind: kind, Name: name, Namespace: ns}
+	unknown := func(field string, err error) error {
+		at := line
+		if l := keyLine(doc, field); l > 0 {
+			at = l
+		}
+		return &check.InputError{File: file, Line: at, Object: o.ID(), Problem: unknownFieldProblem(kind, field, err),
+			Fix: "correct the field name (see the " + kind + " reference); `kubectl apply --dry-run=server` reports the same"}
+	}
+	if field, err := strictObject(raw); err != nil {
+		return o, unknown(field, err)
+	}
 	js, err := json.Marshal(raw)
 	if err != nil {
 		return o, &check.InputError{File: file, Line: line, Object: o.ID(), Problem: err.Error()}
@@ -219,6 +230,9 @@ func parseDoc(file string, doc *yaml.Node, defaultNS string) (Object, error) {
 				Problem: fmt.Sprintf("Istio does not serve %s in version %s", kind, gv.Version),
 				Fix:     "use apiVersion: networking.istio.io/v1"}
 		}
+		if field, err := strictSpec(s, raw["spec"]); err != nil {
+			return o, unknown(field, err)
+		}
 		var ik crd.IstioKind
 		if err := json.Unmarshal(js, &ik); err != nil {
 			return o, &check.InputError{File: file, Line: line, Object: o.ID(), Problem: "cannot decode: " + err.Error()}
@@ -238,6 +252,9 @@ func parseDoc(file string, doc *yaml.Node, defaultNS string) (Object, error) {
 		obj, _, err := kubelib.IstioCodec.UniversalDeserializer().Decode(js, nil, nil)
 		if err != nil {
 			return o, &check.InputError{File: file, Line: line, Object: o.ID(), Problem: "invalid " + kind + ": " + err.Error()}
+		}
+		if field, err := strictJSON(js, obj); err != nil {
+			return o, unknown(field, err)
 		}
 		o.Kube = obj
 	case ignoredKinds[kind]:
