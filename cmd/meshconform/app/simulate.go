@@ -99,7 +99,7 @@ code on matching objects, as istioctl analyze --suppress.`,
 	fl.BoolVar(&o.analyze, "analyze", true, "run Istio's config analyzers (istioctl analyze) over the config")
 	fl.BoolVar(&o.selfChecks, "self-checks", true, "run the simulation self-checks (MC0001 shadowed entry, MC0002 whole-port capture, MC0003 Envoy would reject)")
 	fl.StringVar(&o.failOn, "fail-on", "error", "findings at this level or above fail the run: error, warning, info or none")
-	fl.StringArrayVar(&o.suppress, "suppress", nil, "hide findings of a code on matching objects: CODE=Kind name.namespace ('*' matches any run), repeatable")
+	fl.StringArrayVar(&o.suppress, "suppress", nil, "hide findings of a code on matching objects: CODE=Kind name.namespace ('*' is a wildcard, e.g. 'Kind *.finance'), repeatable")
 	return cmd
 }
 
