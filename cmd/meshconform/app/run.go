@@ -120,15 +120,18 @@ func (o *runOptions) execute(ctx context.Context, g *globals) error {
 	if o.printTOs {
 		return printTimeouts(g.stdout)
 	}
+	// Misused flags write nothing (exit 2); a bad input file (--timeouts,
+	// --expectations, -f) writes the JUnit report with one synthetic failed
+	// Setup case naming file and line, as simulate does.
+	rep := reports.Report{Tool: Version, Driver: "live", Started: start}
 	if (o.agentImage != "" || o.revision != "") && o.kubeconfig == "" && o.kubeContext == "" {
 		return badInput(errors.New("--agent-image and --revision are for an existing cluster: add --kubeconfig FILE or --context NAME (on a kind cluster the harness builds and loads the agent image itself)"))
 	}
 	tos, err := loadTimeouts(o.timeouts)
 	if err != nil {
-		return badInput(err)
+		return o.setupFailed(g, rep, "input", err)
 	}
 	p := e2e.NewPrinter(g.stderr, start, g.verbose)
-	rep := reports.Report{Tool: Version, Driver: "live", Started: start}
 	x, checks, err := o.loadExpectations()
 	if err != nil {
 		return o.setupFailed(g, rep, "input", err) // as simulate: file:line, fix, a synthetic JUnit case

@@ -35,3 +35,21 @@ func TestTimeoutsRoundTrip(t *testing.T) {
 		t.Fatalf("unknown key must name the line: %v", err)
 	}
 }
+
+// A bad --timeouts file is a bad input file: exit 2 with file:line and a
+// JUnit report holding one synthetic failed Setup case, before anything
+// is created.
+func TestRunBadTimeoutsFileWritesJUnit(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "t.yaml")
+	os.WriteFile(p, []byte("live:\n  attempt: 10s\n"), 0o644)
+	junit := filepath.Join(dir, "junit.xml")
+	code, _, errs := runCLI(t, "run", "--timeouts", p, "--junit", junit)
+	if code != ExitBadInput || !strings.Contains(errs, "live.exec (30s) must be at least 4x live.attempt (10s)") {
+		t.Fatalf("exit %d\n%s", code, errs)
+	}
+	data, err := os.ReadFile(junit)
+	if err != nil || !strings.Contains(string(data), "Setup") {
+		t.Fatalf("no synthetic JUnit case: %v\n%s", err, data)
+	}
+}
