@@ -317,6 +317,23 @@ func OutboundCatchAllCluster(configDump []byte) (string, error) {
 		if l.GetName() != "virtualOutbound" {
 			continue
 		}
+		if c := CatchAllCluster([]*listener.Listener{l}); c != "" {
+			return c, nil
+		}
+		return "", errors.New("active virtualOutbound listener has no catch-all TCP filter chain (virtualOutbound-catchall-tcp)")
+	}
+	return "", errors.New("config_dump has no active virtualOutbound listener (the sidecar has not received its listeners yet)")
+}
+
+// CatchAllCluster is the cluster of the virtualOutbound listener's
+// catch-all TCP filter chain among listeners (Istio's outbound policy as
+// pushed: PassthroughCluster under ALLOW_ANY, BlackHoleCluster under
+// REGISTRY_ONLY), "" when there is none.
+func CatchAllCluster(listeners []*listener.Listener) string {
+	for _, l := range listeners {
+		if l.GetName() != "virtualOutbound" {
+			continue
+		}
 		for _, fc := range l.GetFilterChains() {
 			if fc.GetName() != "virtualOutbound-catchall-tcp" {
 				continue
@@ -324,11 +341,10 @@ func OutboundCatchAllCluster(configDump []byte) (string, error) {
 			for _, f := range fc.GetFilters() {
 				tp := &tcpproxy.TcpProxy{}
 				if f.GetTypedConfig() != nil && f.GetTypedConfig().UnmarshalTo(tp) == nil {
-					return tp.GetCluster(), nil
+					return tp.GetCluster()
 				}
 			}
 		}
-		return "", errors.New("active virtualOutbound listener has no catch-all TCP filter chain (virtualOutbound-catchall-tcp)")
 	}
-	return "", errors.New("config_dump has no active virtualOutbound listener (the sidecar has not received its listeners yet)")
+	return ""
 }

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	tcpproxy "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	"google.golang.org/grpc"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -561,25 +560,7 @@ func (d *Driver) switchPolicy(ctx context.Context, checkName, p string) (time.Du
 // CatchAllCluster is the cluster of the virtualOutbound listener's
 // catch-all filter chain (PassthroughCluster under ALLOW_ANY,
 // BlackHoleCluster under REGISTRY_ONLY), "" if not pushed.
-func CatchAllCluster(s Snapshot) string {
-	for _, l := range s.Listeners {
-		if l.GetName() != "virtualOutbound" {
-			continue
-		}
-		for _, fc := range l.GetFilterChains() {
-			if fc.GetName() != "virtualOutbound-catchall-tcp" {
-				continue
-			}
-			for _, f := range fc.GetFilters() {
-				tp := &tcpproxy.TcpProxy{}
-				if f.GetTypedConfig() != nil && f.GetTypedConfig().UnmarshalTo(tp) == nil {
-					return tp.GetCluster()
-				}
-			}
-		}
-	}
-	return ""
-}
+func CatchAllCluster(s Snapshot) string { return istio.CatchAllCluster(s.Listeners) }
 
 // waitChange waits until every watch shows the change: for a ServiceEntry
 // its clusters (outbound|port||host) present after an apply and gone after
