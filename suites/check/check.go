@@ -182,15 +182,16 @@ func (d Destination) String() string {
 	return s
 }
 
-// SourceIdentity is how the destination sees the client's address.
-type SourceIdentity string
+// SourceAddress is how the destination sees the client's address.
+type SourceAddress string
 
-// Source identities for the masquerade suite.
+// Source addresses for the masquerade suite (Istio uses "identity" for
+// SPIFFE workload identity; this is only the IP the destination sees).
 const (
 	// NodeIP: the pod's traffic was SNATed to its node's address.
-	NodeIP SourceIdentity = "NodeIP"
+	NodeIP SourceAddress = "NodeIP"
 	// PodIP: the pod's own address reached the destination.
-	PodIP SourceIdentity = "PodIP"
+	PodIP SourceAddress = "PodIP"
 )
 
 // Expectation is one connection attempt and what must happen to it.
@@ -202,7 +203,7 @@ type Expectation struct {
 	// reach (e.g. "outbound|3306||mysql.external.test").
 	WantCluster string `json:"wantCluster,omitempty"`
 	// WantSourceIP, when set, is how the destination must see the client.
-	WantSourceIP SourceIdentity `json:"wantSourceIP,omitempty"`
+	WantSourceIP SourceAddress `json:"wantSourceIP,omitempty"`
 	// Query, for MySQL, is the SQL the client runs; WantRows the rows it
 	// must return, each row's columns joined by "," (e.g. "1,5").
 	Query    string   `json:"query,omitempty"`
@@ -375,7 +376,7 @@ type Flip struct {
 	// Observed is the outcome the broken check observes instead.
 	Observed Outcome
 	// SeenAs, when set, is how the destination sees the client instead.
-	SeenAs SourceIdentity
+	SeenAs SourceAddress
 }
 
 func (f Flip) String() string {

@@ -30,7 +30,7 @@ type Observation struct {
 	// Cluster is the Envoy cluster reached, where known.
 	Cluster string
 	// SeenAs and SourceIP: how the destination saw the client.
-	SeenAs   SourceIdentity
+	SeenAs   SourceAddress
 	SourceIP string
 	// Rows returned by a MySQL query, columns joined by ",".
 	Rows []string

@@ -199,7 +199,7 @@ func TestExpectationsLive(t *testing.T) {
 	wantMasq := map[string]struct {
 		status   check.Status
 		observed check.Outcome
-		seenAs   check.SourceIdentity
+		seenAs   check.SourceAddress
 	}{
 		"EchoWithoutReturnRouteIsUnreachable":  {check.Passed, check.Unreachable, ""},
 		"EchoWithReturnRouteSeesPodIP":         {check.Passed, check.Allowed, check.PodIP},

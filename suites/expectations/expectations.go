@@ -345,14 +345,14 @@ func (e MasqueradeExpectation) check(file string, m *Masquerade) (check.Check, e
 	if err != nil || (want != check.Allowed && want != check.Unreachable) {
 		return badAt("expect", fmt.Sprintf("expect %q", e.Expect), "use Allowed (with seenAs) or Unreachable")
 	}
-	var seen check.SourceIdentity
+	var seen check.SourceAddress
 	switch e.SeenAs {
 	case "":
 		if want == check.Allowed {
 			return bad("expect Allowed needs seenAs", "add `seenAs: NodeIP` or `seenAs: PodIP`")
 		}
 	case string(check.NodeIP), string(check.PodIP):
-		seen = check.SourceIdentity(e.SeenAs)
+		seen = check.SourceAddress(e.SeenAs)
 	default:
 		return badAt("seenAs", fmt.Sprintf("seenAs %q", e.SeenAs), "use NodeIP or PodIP")
 	}

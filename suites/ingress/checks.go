@@ -42,7 +42,7 @@ func Checks() []check.Check {
 			Labels:      map[string]string{"protocol": "GRPCS"},
 			Requires:    needs,
 			Steps: []check.Step{{Name: "gateway and route applied", Apply: published(), Expect: []check.Expectation{
-				{From: check.Host, To: gateway(check.GRPCS, ""), Want: check.Allowed,
+				{From: check.External, To: gateway(check.GRPCS, ""), Want: check.Allowed,
 					WantCluster: `outbound|50051||greeter.{{ns}}.svc.cluster.local`},
 			}}},
 			NegativeControl: check.Mutation{
@@ -58,7 +58,7 @@ func Checks() []check.Check {
 			Labels:      map[string]string{"protocol": "GRPC"},
 			Requires:    needs,
 			Steps: []check.Step{{Name: "gateway and route applied", Apply: published(), Expect: []check.Expectation{
-				{From: check.Host, To: gateway(check.GRPC, ""), Want: check.BlockedByMesh},
+				{From: check.External, To: gateway(check.GRPC, ""), Want: check.BlockedByMesh},
 			}}},
 			NegativeControl: check.Mutation{
 				Description: "the Gateway serves port 443 as plaintext HTTP instead of terminating TLS",
@@ -76,7 +76,7 @@ func Checks() []check.Check {
 			Labels:      map[string]string{"protocol": "GRPCS"},
 			Requires:    needs,
 			Steps: []check.Step{{Name: "gateway and route applied", Apply: published(), Expect: []check.Expectation{
-				{From: check.Host, To: gateway(check.GRPCS, "wrong.meshconform.test"), Want: check.BlockedByMesh},
+				{From: check.External, To: gateway(check.GRPCS, "wrong.meshconform.test"), Want: check.BlockedByMesh},
 			}}},
 			NegativeControl: check.Mutation{
 				Description: "the Gateway and VirtualService accept any host (\"*\", as in the seed)",

@@ -86,7 +86,7 @@ func probeArgs(q probe.Request, withCA bool) []string {
 
 // request turns an expectation into a probe request. For sources outside
 // the cluster the address is the one the host reaches: the target's
-// published port (Endpoint.HostAddress and HostPorts: 127.0.0.1 and a
+// published port (Endpoint.PublishedAddress and PublishedPorts: 127.0.0.1 and a
 // Docker-published port for fixtures and the kind ingress). The host never
 // dials a node's or a container's own address, which Docker Desktop,
 // rootless Docker and Podman do not route from the host: a target without
@@ -114,8 +114,8 @@ func (d *Driver) request(e check.Expectation) (probe.Request, error) {
 	}
 	published := false
 	for name, p := range ep.Ports {
-		if hp, ok := ep.HostPorts[name]; ok && p == t.Port && ep.HostAddress != "" {
-			q.Address, q.Port, published = ep.HostAddress, hp, true
+		if hp, ok := ep.PublishedPorts[name]; ok && p == t.Port && ep.PublishedAddress != "" {
+			q.Address, q.Port, published = ep.PublishedAddress, hp, true
 		}
 	}
 	if !published {
@@ -305,7 +305,7 @@ func shorten(s string, n int) string {
 // no address on the cluster network: only outside sources use it.
 func ingressEndpoint(host string, port int, caPEM []byte) fixtures.Endpoint {
 	return fixtures.Endpoint{
-		Name: "ingress", Host: fixtures.IngressHost, HostAddress: host,
-		Ports: map[string]int{"https": 443}, HostPorts: map[string]int{"https": port}, CAPEM: caPEM,
+		Name: "ingress", Host: fixtures.IngressHost, PublishedAddress: host,
+		Ports: map[string]int{"https": 443}, PublishedPorts: map[string]int{"https": port}, CAPEM: caPEM,
 	}
 }

@@ -110,7 +110,7 @@ func (c *fakeClock) After(d time.Duration) <-chan time.Time {
 func oracleEndpoints() map[string]fixtures.Endpoint {
 	eps := endpoints()
 	echo := eps["echo"]
-	echo.HostAddress, echo.HostPorts = "127.0.0.1", map[string]int{"http": 38080, "https": 38443, "tcp": 39000}
+	echo.PublishedAddress, echo.PublishedPorts = "127.0.0.1", map[string]int{"http": 38080, "https": 38443, "tcp": 39000}
 	eps["echo"] = echo
 	return eps
 }
@@ -188,8 +188,8 @@ func (o *oracle) expectation(pod string, q probe.Request) (check.Expectation, er
 		// is on its own port.
 		found := false
 		for _, ep := range (*o.e).d.endpoints {
-			for name, hp := range ep.HostPorts {
-				if ep.HostAddress == q.Address && hp == q.Port {
+			for name, hp := range ep.PublishedPorts {
+				if ep.PublishedAddress == q.Address && hp == q.Port {
 					to.Address, to.Port, found = ep.IP, ep.Ports[name], true
 				}
 			}

@@ -17,12 +17,12 @@ import (
 // on 127.0.0.1 per container port.
 func publishedEndpoints() map[string]fixtures.Endpoint {
 	return map[string]fixtures.Endpoint{
-		"echo": {Name: "echo", Host: fixtures.EchoHost, IP: echoIP, HostAddress: "127.0.0.1",
-			Ports: map[string]int{"http": 80, "https": 443, "tcp": 9000, "mysql": 3306}, HostPorts: map[string]int{"http": 41080, "https": 41443, "tcp": 41900, "mysql": 41306}},
-		"mysql": {Name: "mysql", Host: fixtures.MySQLHost, IP: mysqlIP, HostAddress: "127.0.0.1",
-			Ports: map[string]int{"mysql": 3306}, HostPorts: map[string]int{"mysql": 42306}},
-		"greeter": {Name: "greeter", Host: fixtures.GreeterHost, IP: "172.18.0.7", HostAddress: "127.0.0.1",
-			Ports: map[string]int{"grpc": 50051, "grpc-tls": 50443}, HostPorts: map[string]int{"grpc": 43051, "grpc-tls": 43443}},
+		"echo": {Name: "echo", Host: fixtures.EchoHost, IP: echoIP, PublishedAddress: "127.0.0.1",
+			Ports: map[string]int{"http": 80, "https": 443, "tcp": 9000, "mysql": 3306}, PublishedPorts: map[string]int{"http": 41080, "https": 41443, "tcp": 41900, "mysql": 41306}},
+		"mysql": {Name: "mysql", Host: fixtures.MySQLHost, IP: mysqlIP, PublishedAddress: "127.0.0.1",
+			Ports: map[string]int{"mysql": 3306}, PublishedPorts: map[string]int{"mysql": 42306}},
+		"greeter": {Name: "greeter", Host: fixtures.GreeterHost, IP: "172.18.0.7", PublishedAddress: "127.0.0.1",
+			Ports: map[string]int{"grpc": 50051, "grpc-tls": 50443}, PublishedPorts: map[string]int{"grpc": 43051, "grpc-tls": 43443}},
 	}
 }
 

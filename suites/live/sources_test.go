@@ -72,7 +72,7 @@ func TestSourcePodRouting(t *testing.T) {
 		{check.Source{Kind: check.MeshedPod, Namespace: "meshconform", Labels: map[string]string{"app": "client"}}, ClientPod},
 		{check.Source{}, ClientPod},
 		{check.Control, ControlPod},
-		{check.Host, outsidePod},
+		{check.External, outsidePod},
 		{user, "shop/" + SourcePodName(user)},
 		{check.Source{Kind: check.MeshedPod, Namespace: "meshconform", Labels: map[string]string{"app": "checkout"}}, "meshconform/" + SourcePodName(check.Source{Kind: check.MeshedPod, Namespace: "meshconform", Labels: map[string]string{"app": "checkout"}})},
 	} {

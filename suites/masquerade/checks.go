@@ -15,7 +15,7 @@ const (
 
 var needs = []check.Requirement{check.NeedsIPMasqAgent}
 
-func echo(seen check.SourceIdentity, want check.Outcome) check.Expectation {
+func echo(seen check.SourceAddress, want check.Outcome) check.Expectation {
 	return check.Expectation{
 		From:         check.Control,
 		To:           check.Destination{Target: "echo", Port: 80, Protocol: check.HTTP},
@@ -30,7 +30,7 @@ func echo(seen check.SourceIdentity, want check.Outcome) check.Expectation {
 // is down or misaddressed.
 func echoIsUp() check.Expectation {
 	return check.Expectation{
-		From: check.Host,
+		From: check.External,
 		To:   check.Destination{Target: "echo", Port: 80, Protocol: check.HTTP},
 		Want: check.Allowed,
 		Note: "control: the echo target is up (it answers the host on its published port)",

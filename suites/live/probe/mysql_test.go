@@ -52,9 +52,9 @@ func TestMySQLAgainstTheFixture(t *testing.T) {
 		t.Fatal(err)
 	}
 	ep := m.Endpoint()
-	port := ep.HostPorts[mysql.PortName]
+	port := ep.PublishedPorts[mysql.PortName]
 	b := m.Bookinfo()
-	q := Request{Protocol: MySQL, Host: fixtures.MySQLHost, Address: ep.HostAddress, Port: port, MySQLUser: b.User, MySQLPassword: b.Password, Timeout: 5 * time.Second}
+	q := Request{Protocol: MySQL, Host: fixtures.MySQLHost, Address: ep.PublishedAddress, Port: port, MySQLUser: b.User, MySQLPassword: b.Password, Timeout: 5 * time.Second}
 
 	sel := q
 	sel.Query = "SELECT ReviewID, Rating FROM test.ratings ORDER BY ReviewID"
@@ -95,7 +95,7 @@ func TestMySQLAgainstTheFixture(t *testing.T) {
 	// The agent's command line on the same auth path (server greeting, then
 	// 1045): neither stdout nor stderr carries the password read
 	// from the environment.
-	args := []string{"--json", "--protocol", "mysql", "--address", ep.HostAddress, "--port", strconv.Itoa(port),
+	args := []string{"--json", "--protocol", "mysql", "--address", ep.PublishedAddress, "--port", strconv.Itoa(port),
 		"--mysql-user", b.User, "--mysql-password-env", "PW", "--query", "SELECT 1", "--timeout", "5s"}
 	var out, errb bytes.Buffer
 	code := runMain(ctx, args, &out, &errb, func(k string) string {
