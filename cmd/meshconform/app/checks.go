@@ -129,7 +129,7 @@ func explainCheck(w io.Writer, c check.Check) error {
 		}
 	}
 	fmt.Fprintf(w, "  negative control: %s\n    defined: %s\n", c.NegativeControl.Description, orDash(def.NegativeControl))
-	fmt.Fprintf(w, "  addresses above are the simulation's (suites.SimEndpoints); live runs render the fixtures' own\n")
+	fmt.Fprintf(w, "  addresses above are the simulation's (suites.SimEndpoints); live runs render the fixtures' own addresses\n")
 	return nil
 }
 
